@@ -97,6 +97,8 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
     return to_jsonable_python(value)
 
 
