@@ -1,0 +1,3 @@
+from jobbroker.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP layer: schemas, routes and problem responses. Never touches the database driver."""

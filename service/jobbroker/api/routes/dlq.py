@@ -1,0 +1,51 @@
+"""The dead-letter queue: inspect dead jobs, replay or purge them in bulk."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from jobbroker.api.deps import BrokerDep
+from jobbroker.api.responses import ORJSON
+from jobbroker.api.routes.jobs import page
+from jobbroker.api.schemas import AwareDatetime, CountOut, DeadSelectionRequest, JobPage
+from jobbroker.core.models import DeadSelection, JobFilter, parse_job_id
+from jobbroker.core.states import JobState
+
+router = APIRouter(tags=["dlq"])
+
+
+@router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs")
+async def list_dead(
+    broker: BrokerDep,
+    queue: Annotated[str | None, Query(max_length=128)] = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,
+    error: Annotated[str | None, Query(max_length=500, description="Substring of the error history.")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Died at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Died before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Dead jobs newest first with their full error history (each failed attempt's error and worker)."""
+    where = JobFilter(queue=queue, state=JobState.DEAD, type=type, error=error, since=since, until=until)
+    return ORJSON(await page(broker, where, cursor, limit))
+
+
+def _selection(body: DeadSelectionRequest) -> DeadSelection:
+    ids = tuple(parse_job_id(i) for i in body.ids) if body.ids is not None else None
+    return DeadSelection(ids, body.queue, body.type, body.error, body.since, body.until, body.limit)
+
+
+@router.post("/v1/dlq/replay", response_model=CountOut, summary="Replay dead jobs in bulk")
+async def replay_dead(body: DeadSelectionRequest, broker: BrokerDep) -> Response:
+    """Send dead jobs chosen by `ids` or by filters (all given filters must match) back to `pending`,
+    at most `limit` of them; answers how many moved."""
+    return ORJSON({"count": await broker.jobs.replay_dead(_selection(body))})
+
+
+@router.post("/v1/dlq/purge", response_model=CountOut, summary="Delete dead jobs in bulk")
+async def purge_dead(body: DeadSelectionRequest, broker: BrokerDep) -> Response:
+    """Delete dead jobs chosen by `ids` or by filters, at most `limit`; answers how many went."""
+    return ORJSON({"count": await broker.jobs.purge_dead(_selection(body))})

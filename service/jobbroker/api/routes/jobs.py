@@ -1,0 +1,129 @@
+"""Enqueue and inspect jobs; cancel and replay them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+
+from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
+from jobbroker.api.problems import responses
+from jobbroker.api.responses import ORJSON
+from jobbroker.api.schemas import (
+    EnqueueBatchOut,
+    EnqueueBatchRequest,
+    EnqueueOut,
+    EnqueueRequest,
+    JobOut,
+    JobPage,
+)
+from jobbroker.core.errors import InvalidInput
+from jobbroker.core.models import JobFilter
+from jobbroker.core.states import JobState
+
+router = APIRouter(tags=["jobs"])
+CorrelationHeader = Annotated[
+    str | None, Header(alias="X-Correlation-ID", max_length=255, description="Stored as the job's correlation_id.")
+]
+
+
+@router.post(
+    "/v1/queues/{queue}/jobs",
+    status_code=201,
+    response_model=EnqueueOut,
+    summary="Enqueue a job",
+    responses={200: {"model": EnqueueOut, "description": "Duplicate: the idempotency key exists"}, **responses(413)},
+)
+async def enqueue(
+    queue: QueueName, body: EnqueueRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
+) -> Response:
+    """Add one job to `queue`. It is leased once `run_at` (now, `delay_seconds` later, or the given
+    instant) has come. A repeated `idempotency_key` in the same queue creates nothing and answers the
+    existing job with status 200 and `"duplicate": true`."""
+    [(job, duplicate)] = await broker.enqueue(queue, [body.to_core(correlation_id)])
+    return ORJSON({**job, "duplicate": duplicate}, status_code=200 if duplicate else 201)
+
+
+@router.post(
+    "/v1/queues/{queue}/jobs:batch",
+    status_code=201,
+    response_model=EnqueueBatchOut,
+    summary="Enqueue up to 1000 jobs at once",
+    responses=responses(413),
+)
+async def enqueue_batch(
+    queue: QueueName, body: EnqueueBatchRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
+) -> Response:
+    """Add up to 1000 jobs in one transaction: all are stored or, on any invalid item, none.
+    Answers each job in input order, with `duplicate` for repeated idempotency keys."""
+    answers = await broker.enqueue(queue, [j.to_core(correlation_id) for j in body.jobs])
+    return ORJSON({"jobs": [{**job, "duplicate": dup} for job, dup in answers]}, status_code=201)
+
+
+@router.get("/v1/jobs/{id}", response_model=JobOut, summary="Get a job", responses=responses(404))
+async def get_job(job_id: JobIdDep, broker: BrokerDep) -> Response:
+    """One job with its state, attempts, result and error history."""
+    return ORJSON(await broker.jobs.get(job_id))
+
+
+@router.get("/v1/jobs", response_model=JobPage, summary="List jobs")
+async def list_jobs(
+    broker: BrokerDep,
+    queue: Annotated[str | None, Query(max_length=128)] = None,
+    state: JobState | None = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,
+    correlation_id: Annotated[str | None, Query(max_length=255)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    """Jobs newest first, filtered by any of queue, state, type, correlation id and tag. Follow
+    `next_cursor` for the next page; it is null on the last."""
+    where = JobFilter(queue=queue, state=state, type=type, correlation_id=correlation_id, tag=tag)
+    return ORJSON(await page(broker, where, cursor, limit))
+
+
+async def page(broker: BrokerDep, where: JobFilter, cursor: str | None, limit: int) -> dict[str, object]:
+    items = await broker.jobs.list(where, decode_cursor(cursor), limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode_cursor(int(items[-1]["id"])) if more else None}
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix == "id" and value.isdigit() and int(value) < 2**63:
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InvalidInput("cursor is not one this API gave out")
+
+
+@router.post("/v1/jobs/{id}/cancel", response_model=JobOut, summary="Cancel a job", responses=responses(404, 409))
+async def cancel(job_id: JobIdDep, broker: BrokerDep) -> Response:
+    """A pending or retrying job becomes `cancelled`. A running (`active`) job stays active with
+    `cancel_requested: true`; its worker learns this on its next heartbeat. Finished jobs answer 409."""
+    return ORJSON(await broker.jobs.cancel(job_id))
+
+
+@router.post(
+    "/v1/jobs/{id}/replay",
+    response_model=JobOut,
+    summary="Replay a dead or cancelled job",
+    responses=responses(404, 409),
+)
+async def replay(job_id: JobIdDep, broker: BrokerDep) -> Response:
+    """Send a `dead` or `cancelled` job back to `pending` with attempts reset to 0. Its error history
+    is kept. Other states answer 409."""
+    return ORJSON(await broker.jobs.replay(job_id))

@@ -1,0 +1,97 @@
+"""The worker protocol: lease, heartbeat, ack, nack (single and batched)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
+from jobbroker.api.problems import responses
+from jobbroker.api.responses import ORJSON
+from jobbroker.api.schemas import (
+    AckBatchRequest,
+    AckRequest,
+    HeartbeatOut,
+    HeartbeatRequest,
+    JobOut,
+    LeaseOut,
+    LeaseRequest,
+    NackBatchRequest,
+    NackRequest,
+    SettleBatchOut,
+)
+from jobbroker.core.models import Settle, parse_job_id
+
+router = APIRouter(tags=["leases"])
+
+
+@router.post("/v1/queues/{queue}/leases", response_model=LeaseOut, summary="Lease jobs")
+async def lease(queue: QueueName, body: LeaseRequest, broker: BrokerDep, request: Request) -> Response:
+    """Take up to `max_jobs` ready jobs, lowest priority value first, then oldest `run_at`. Each comes
+    with a `lease_id` that ack, nack and heartbeat must carry, valid until `lease_expires_at`. With
+    `wait_seconds`, an empty queue holds the request open until a job arrives or the time is up."""
+    jobs = await broker.lease(
+        queue,
+        body.worker_id,
+        body.max_jobs,
+        body.visibility_timeout_seconds,
+        body.wait_seconds,
+        body.types,
+        gone=request.is_disconnected,
+    )
+    return ORJSON({"jobs": jobs})
+
+
+@router.post(
+    "/v1/jobs/{id}/heartbeat", response_model=HeartbeatOut, summary="Extend a lease", responses=responses(404, 409)
+)
+async def heartbeat(job_id: JobIdDep, body: HeartbeatRequest, broker: BrokerDep) -> Response:
+    """Push `lease_expires_at` out by the visibility timeout, optionally record `progress`, and learn
+    whether an operator asked to cancel the job (`cancel_requested`)."""
+    broker.check_size(body.progress, "progress")
+    return ORJSON(await broker.jobs.heartbeat(job_id, body.lease_id, body.visibility_timeout_seconds, body.progress))
+
+
+@router.post(
+    "/v1/jobs/{id}/ack", response_model=JobOut, summary="Acknowledge a job", responses=responses(404, 409, 413)
+)
+async def ack(job_id: JobIdDep, body: AckRequest, broker: BrokerDep) -> Response:
+    """Mark the leased job `succeeded`, storing `result`. A lease that is no longer the job's current
+    one answers 409 `lease_lost` and changes nothing; repeating a successful ack is harmless."""
+    broker.check_size(body.result, "result")
+    return ORJSON(await broker.jobs.ack(job_id, body.lease_id, body.result))
+
+
+@router.post(
+    "/v1/jobs/{id}/nack", response_model=JobOut, summary="Report a failed attempt", responses=responses(404, 409, 413)
+)
+async def nack(job_id: JobIdDep, body: NackRequest, broker: BrokerDep) -> Response:
+    """Record the error. A retryable failure with attempts left goes to `retrying` after exponential
+    backoff (or `retry_in_seconds`); otherwise the job is `dead` and appears in the DLQ."""
+    error = body.error.model_dump(exclude_none=True)
+    broker.check_size(error, "error")
+    return ORJSON(await broker.jobs.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds))
+
+
+@router.post("/v1/acks", response_model=SettleBatchOut, summary="Acknowledge many jobs", responses=responses(413))
+async def ack_many(body: AckBatchRequest, broker: BrokerDep) -> Response:
+    """Up to 1000 acks in one statement, one outcome per item (`ok`, or `code` such as `lease_lost`)."""
+    for item in body.items:
+        broker.check_size(item.result, "result")
+    items = [Settle(parse_job_id(i.id), i.lease_id, result=i.result) for i in body.items]
+    return ORJSON({"results": await broker.jobs.ack_many(items)})
+
+
+@router.post(
+    "/v1/nacks", response_model=SettleBatchOut, summary="Report many failed attempts", responses=responses(413)
+)
+async def nack_many(body: NackBatchRequest, broker: BrokerDep) -> Response:
+    """Up to 1000 nacks in one statement, one outcome per item."""
+    items = []
+    for i in body.items:
+        error = i.error.model_dump(exclude_none=True)
+        broker.check_size(error, "error")
+        items.append(
+            Settle(parse_job_id(i.id), i.lease_id, error=error, retryable=i.retryable, retry_in_s=i.retry_in_seconds)
+        )
+    return ORJSON({"results": await broker.jobs.nack_many(items)})

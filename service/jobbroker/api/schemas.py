@@ -1,0 +1,335 @@
+"""Request and answer schemas: validation for requests, documentation for answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from jobbroker.core.models import Backoff, NewJob
+from jobbroker.core.states import JobState
+
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+MAX_DELAY_S = 366 * 86_400
+MAX_VISIBILITY_S = 43_200
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+JobType = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$", examples=["send-email"])]
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+JobId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", examples=["1042"])]
+LeaseId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{32,36}$", examples=["7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackoffIn(Strict):
+    initial_seconds: float | None = Field(None, gt=0, le=86_400, description="Delay before the first retry.")
+    max_seconds: float | None = Field(None, gt=0, le=7 * 86_400, description="Cap on any one delay.")
+    multiplier: float | None = Field(None, ge=1, le=10, description="Growth factor per attempt.")
+    jitter: float | None = Field(None, ge=0, le=1, description="Fraction of the delay randomly taken off (0–1).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffIn:
+        if self.initial_seconds and self.max_seconds and self.max_seconds < self.initial_seconds:
+            raise ValueError("max_seconds must be >= initial_seconds")
+        return self
+
+    def to_core(self) -> Backoff:
+        return Backoff(self.initial_seconds, self.max_seconds, self.multiplier, self.jitter)
+
+
+class EnqueueRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "send-email",
+                    "payload": {"to": "ada@example.com", "template": "welcome"},
+                    "priority": 0,
+                    "max_attempts": 5,
+                    "idempotency_key": "welcome-ada",
+                    "tags": ["onboarding"],
+                }
+            ]
+        },
+    )
+
+    type: JobType
+    payload: Any = Field(default_factory=dict, description="Any JSON value, up to the payload size limit.")
+    priority: int = Field(0, ge=-32_768, le=32_767, description="Lower is leased first.")
+    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="Run no sooner than this.")
+    run_at: AwareDatetime | None = Field(None, description="Run no sooner than this instant (RFC 3339).")
+    max_attempts: int | None = Field(None, ge=1, le=1000, description="Attempts before the job is dead.")
+    backoff: BackoffIn | None = None
+    timeout_seconds: int | None = Field(
+        None, ge=1, le=MAX_VISIBILITY_S, description="Default visibility timeout of this job's leases."
+    )
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=255, description="A repeat in the same queue answers the existing job."
+    )
+    correlation_id: str | None = Field(None, min_length=1, max_length=255)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> EnqueueRequest:
+        if self.delay_seconds is not None and self.run_at is not None:
+            raise ValueError("give delay_seconds or run_at, not both")
+        return self
+
+    def to_core(self, correlation_id: str | None = None) -> NewJob:
+        return NewJob(
+            type=self.type,
+            payload=self.payload,
+            priority=self.priority,
+            run_at=self.run_at,
+            delay_s=self.delay_seconds,
+            max_attempts=self.max_attempts,
+            backoff=self.backoff.to_core() if self.backoff else Backoff(),
+            timeout_s=self.timeout_seconds,
+            idempotency_key=self.idempotency_key,
+            correlation_id=self.correlation_id or correlation_id,
+            tags=tuple(self.tags),
+        )
+
+
+class EnqueueBatchRequest(Strict):
+    jobs: list[EnqueueRequest] = Field(min_length=1, max_length=1000)
+
+
+class LeaseRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"worker_id": "worker-1", "max_jobs": 10, "visibility_timeout_seconds": 30, "wait_seconds": 20}
+            ]
+        },
+    )
+
+    worker_id: str = Field(min_length=1, max_length=200)
+    max_jobs: int = Field(1, ge=1, le=1000)
+    visibility_timeout_seconds: int | None = Field(
+        None, ge=1, le=MAX_VISIBILITY_S, description="Defaults to each job's timeout_seconds."
+    )
+    wait_seconds: float = Field(0, ge=0, le=30, description="Long-poll: wait this long for a job.")
+    types: list[JobType] | None = Field(None, min_length=1, max_length=100, description="Only these types.")
+
+
+class HeartbeatRequest(Strict):
+    lease_id: LeaseId
+    progress: Any = None
+    visibility_timeout_seconds: int | None = Field(None, ge=1, le=MAX_VISIBILITY_S)
+
+
+class AckRequest(Strict):
+    lease_id: LeaseId
+    result: Any = None
+
+
+class ErrorIn(Strict):
+    message: str = Field(max_length=10_000)
+    type: str | None = Field(None, max_length=200)
+    details: Any = None
+
+
+class NackRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lease_id": "7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11",
+                    "error": {"type": "SMTPError", "message": "mail server refused the connection"},
+                    "retryable": True,
+                }
+            ]
+        },
+    )
+
+    lease_id: LeaseId
+    error: ErrorIn
+    retryable: bool = True
+    retry_in_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
+
+
+class AckItem(AckRequest):
+    id: JobId
+
+
+class NackItem(NackRequest):
+    id: JobId
+
+
+class AckBatchRequest(Strict):
+    items: list[AckItem] = Field(min_length=1, max_length=1000)
+
+
+class NackBatchRequest(Strict):
+    items: list[NackItem] = Field(min_length=1, max_length=1000)
+
+
+class DeadSelectionRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"queue": "emails", "error": "refused", "limit": 100}, {"ids": ["1042", "1043"]}]
+        },
+    )
+
+    ids: list[JobId] | None = Field(None, min_length=1, max_length=1000)
+    queue: str | None = Field(None, pattern=QUEUE_PATTERN)
+    type: JobType | None = None
+    error: str | None = Field(None, min_length=1, max_length=500, description="Substring of the error history.")
+    since: AwareDatetime | None = Field(None, description="Died at or after this instant.")
+    until: AwareDatetime | None = Field(None, description="Died before this instant.")
+    limit: int = Field(1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _something_chosen(self) -> DeadSelectionRequest:
+        if not self.model_fields_set - {"limit"}:
+            raise ValueError("choose jobs by ids or by at least one filter (queue, type, error, since, until)")
+        return self
+
+
+class QueuePatch(Strict):
+    paused: bool | None = None
+    max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="Active jobs at most; null lifts it.")
+    rate_limit: float | None = Field(None, gt=0, le=1_000_000, description="Leases per second; null lifts it.")
+    default_max_attempts: int | None = Field(None, ge=1, le=1000)
+    default_backoff: BackoffIn | None = None
+    retention_seconds: int | None = Field(
+        None, ge=60, le=10 * 366 * 86_400, description="Keep succeeded and cancelled jobs this long."
+    )
+    dead_retention_seconds: int | None = Field(
+        None, ge=60, le=10 * 366 * 86_400, description="Keep dead jobs this long."
+    )
+
+
+# ---- answers (documentation; routes answer plain JSON built by the store)
+
+
+class ErrorEntry(BaseModel):
+    attempt: int
+    at: datetime
+    error: dict[str, Any]
+    worker_id: str | None = None
+
+
+class BackoffOut(BaseModel):
+    initial_seconds: float
+    max_seconds: float
+    multiplier: float
+    jitter: float
+
+
+class JobOut(BaseModel):
+    id: str
+    queue: str
+    type: str
+    payload: Any
+    state: JobState
+    priority: int
+    attempts: int
+    max_attempts: int
+    backoff: BackoffOut
+    timeout_seconds: int
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    correlation_id: str | None
+    idempotency_key: str | None
+    tags: list[str]
+    result: Any
+    errors: list[ErrorEntry]
+    cancel_requested: bool
+    progress: Any
+    worker_id: str | None
+    lease_expires_at: datetime | None
+
+
+class EnqueueOut(JobOut):
+    duplicate: bool
+
+
+class EnqueueBatchOut(BaseModel):
+    jobs: list[EnqueueOut]
+
+
+class LeasedJobOut(JobOut):
+    lease_id: str
+    attempt: int
+
+
+class LeaseOut(BaseModel):
+    jobs: list[LeasedJobOut]
+
+
+class HeartbeatOut(BaseModel):
+    id: str
+    lease_expires_at: datetime
+    cancel_requested: bool
+
+
+class SettleResult(BaseModel):
+    id: str
+    ok: bool
+    code: str | None = None
+
+
+class SettleBatchOut(BaseModel):
+    results: list[SettleResult]
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    counts: dict[JobState, int]
+    oldest_pending_age_seconds: float
+    active_leases: int
+    dlq_size: int
+    max_concurrency: int | None
+    rate_limit: float | None
+    default_max_attempts: int | None
+    default_backoff: dict[str, Any] | None
+    retention_seconds: int | None
+    dead_retention_seconds: int | None
+
+
+class QueueList(BaseModel):
+    items: list[QueueOut]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(examples=["lease_lost"])
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: bool | None = None
+    schema_current: bool | None = None

@@ -1,0 +1,92 @@
+"""The application factory: settings in, a FastAPI app out; background loops run in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from jobbroker import __version__
+from jobbroker.api import docs, problems
+from jobbroker.api.limits import BodySizeLimit
+from jobbroker.api.routes import dlq, health, jobs, leases, queues
+from jobbroker.broker import Broker
+from jobbroker.maintenance.loops import cleaner, every, reaper
+from jobbroker.settings import Settings
+from jobbroker.store import migrate
+from jobbroker.store.db import Database
+
+DESCRIPTION = """\
+An HTTP job broker on PostgreSQL. Producers **enqueue** jobs; workers **lease** them with a
+visibility timeout and then **ack** or **nack**; failures retry with exponential backoff and jitter
+and, out of attempts, land in the **dead-letter queue**, where operators inspect, **replay** or
+**purge** them (see the *dlq* routes). Every error is an RFC 9457 `application/problem+json` with a
+stable `code`.
+"""
+TAGS = [
+    {"name": "jobs", "description": "Enqueue jobs, look them up, cancel and replay them."},
+    {"name": "leases", "description": "The worker protocol: lease, heartbeat, ack, nack."},
+    {"name": "dlq", "description": "Dead jobs: inspect, replay, purge."},
+    {"name": "queues", "description": "Queue statistics and settings."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            raise RuntimeError("JOBBROKER_DATABASE_URL is not set (`jobbroker serve` starts an embedded one)")
+        url = settings.database_url.get_secret_value()
+        if settings.db.migrate_on_start:
+            await migrate.upgrade(url)
+        broker = Broker(settings, Database(url, settings.db))
+        await broker.start()
+        app.state.broker = broker
+        loops = [
+            asyncio.create_task(every(settings.lease.reaper_interval_s, reaper(broker.jobs), "reaper")),
+            asyncio.create_task(
+                every(
+                    settings.maintenance.cleaner_interval_s,
+                    cleaner(broker.jobs, settings.maintenance.cleaner_batch),
+                    "cleaner",
+                )
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await broker.stop()
+
+    app = FastAPI(
+        title="jobbroker",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for module in (jobs, leases, dlq, queues, health):
+        app.include_router(module.router)
+    docs.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

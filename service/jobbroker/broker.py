@@ -1,0 +1,114 @@
+"""The broker's operations: the stores plus long-poll waiting. Routes call this and nothing below it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from jobbroker.core.errors import PayloadTooLarge
+from jobbroker.core.models import NewJob
+from jobbroker.settings import Settings
+from jobbroker.store import migrate
+from jobbroker.store.db import Database
+from jobbroker.store.job import Job, JobStore
+from jobbroker.store.notify import ReadyHub
+from jobbroker.store.queue import QueueStore
+
+# How far past a delayed job's run_at a waiter wakes, so the job is surely due when it looks.
+DUE_SLACK_S = 0.005
+# A paused or limited queue frees capacity without a notification (an ack), so waiters poll it.
+LIMITED_POLL_S = 0.5
+
+
+class Broker:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.jobs = JobStore(db, settings.jobs, settings.lease.default_visibility_timeout_s)
+        self.queues = QueueStore(db)
+        self.hub = ReadyHub(db.url)
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.db.open()
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.hub.stop()
+        await self.db.close()
+
+    async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
+        for job in jobs:
+            self.check_size(job.payload, "payload")
+        return await self.jobs.enqueue(queue, jobs)
+
+    def check_size(self, value: Any, what: str) -> None:
+        limit = self.settings.jobs.max_payload_bytes
+        if value is not None and len(orjson.dumps(value)) > limit:
+            raise PayloadTooLarge(f"the {what} exceeds {limit} bytes as JSON")
+
+    async def lease(
+        self,
+        queue: str,
+        worker_id: str,
+        max_jobs: int,
+        visibility_timeout_s: int | None,
+        wait_s: float,
+        types: list[str] | None,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[Job]:
+        """Lease now, or wait up to `wait_s` for a notification or a delayed job to come due."""
+        args = (queue, worker_id, max_jobs, visibility_timeout_s, types)
+        if wait_s <= 0:
+            return await self.jobs.lease(*args)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait_s, self.settings.lease.max_wait_s)
+        # Registered before the first look, so a notification landing meanwhile is not lost.
+        event = self.hub.register(queue)
+        try:
+            jobs = await self.jobs.lease(*args)
+            limited = not jobs and await self.jobs.is_limited(queue)
+            while not jobs and not self.stopping.is_set():
+                timeout = min(deadline - loop.time(), await self._until_due(queue), self._poll_s(limited))
+                if timeout > 0:
+                    await _wait(event, timeout)
+                if self.stopping.is_set() or (gone is not None and await gone()):
+                    return []
+                event.clear()
+                jobs = await self.jobs.lease(*args)
+                if loop.time() >= deadline:
+                    break
+            return jobs
+        finally:
+            self.hub.unregister(queue, event)
+
+    def _poll_s(self, limited: bool) -> float:
+        if limited or not self.hub.listening:
+            return LIMITED_POLL_S
+        return self.settings.lease.fallback_poll_s
+
+    async def _until_due(self, queue: str) -> float:
+        next_run_at = await self.jobs.next_run_at(queue)
+        if next_run_at is None:
+            return float("inf")
+        return max(0.0, (next_run_at - datetime.now(UTC)).total_seconds()) + DUE_SLACK_S
+
+    async def schema_is_current(self) -> bool:
+        return await migrate.is_current(self.db)
+
+    async def queue_stats(self, name: str) -> dict[str, Any]:
+        found = await self.queues.stats(name)
+        if found:
+            return found[0]
+        return QueueStore._one(name, None, None, datetime.now(UTC))
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

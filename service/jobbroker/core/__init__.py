@@ -1,0 +1,1 @@
+"""Pure domain: states, transitions, errors. No I/O."""

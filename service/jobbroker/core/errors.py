@@ -1,0 +1,64 @@
+"""Domain errors, each with the stable machine code the API reports.
+
+BrokerError
+├── JobNotFound          404 job_not_found
+├── NotFound             404 not_found
+├── LeaseLost            409 lease_lost
+├── InvalidState         409 invalid_state
+├── PayloadTooLarge      413 payload_too_large
+├── InvalidInput         422 validation_error
+├── Unauthorized         401 unauthorized
+├── Forbidden            403 forbidden
+└── DatabaseUnavailable  503 database_unavailable
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BrokerError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class JobNotFound(BrokerError):
+    status, code, title = 404, "job_not_found", "Job not found"
+
+
+class NotFound(BrokerError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class LeaseLost(BrokerError):
+    status, code, title = 409, "lease_lost", "Lease lost"
+
+
+class InvalidState(BrokerError):
+    status, code, title = 409, "invalid_state", "Invalid state for this operation"
+
+
+class PayloadTooLarge(BrokerError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class InvalidInput(BrokerError):
+    status, code, title = 422, "validation_error", "Validation error"
+
+
+class Unauthorized(BrokerError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(BrokerError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class DatabaseUnavailable(BrokerError):
+    status, code, title = 503, "database_unavailable", "Database unavailable"

@@ -1,0 +1,76 @@
+"""Value objects passed between the API and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobbroker.core.errors import JobNotFound
+
+MAX_JOB_ID = 2**63 - 1
+
+
+def parse_job_id(raw: str) -> int:
+    """Job ids are positive 64-bit integers on the wire as strings; anything else names no job."""
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_JOB_ID:
+        raise JobNotFound(f"no job with id {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial_s: float | None = None
+    max_s: float | None = None
+    multiplier: float | None = None
+    jitter: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    type: str
+    payload: Any
+    priority: int = 0
+    run_at: datetime | None = None
+    delay_s: float | None = None
+    max_attempts: int | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_s: int | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """One ack (error is None) or nack in a batch."""
+
+    id: int
+    lease_id: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    queue: str | None = None
+    state: str | None = None
+    type: str | None = None
+    correlation_id: str | None = None
+    tag: str | None = None
+    error: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadSelection:
+    ids: tuple[int, ...] | None
+    queue: str | None
+    type: str | None
+    error: str | None
+    since: datetime | None
+    until: datetime | None
+    limit: int

@@ -1,0 +1,1 @@
+"""Background loops every replica runs; they coordinate only through the database."""

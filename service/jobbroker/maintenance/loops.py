@@ -1,0 +1,62 @@
+"""The lease reaper and the retention cleaner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from jobbroker.core.errors import DatabaseUnavailable
+from jobbroker.store.job import JobStore
+
+log = logging.getLogger("jobbroker.maintenance")
+REAP_BATCH = 1000
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[int]], name: str) -> None:
+    """Run `step` forever; a full batch runs again at once, a database outage waits and retries."""
+    while True:
+        try:
+            done = await step()
+        except DatabaseUnavailable as exc:
+            log.warning("%s: %s", name, exc.detail)
+            done = 0
+        except Exception:
+            log.exception("%s failed", name)
+            done = 0
+        if not done:
+            await asyncio.sleep(interval_s)
+
+
+def reaper(jobs: JobStore, on_expired: Callable[[list], None] | None = None) -> Callable[[], Awaitable[int]]:
+    """Expired leases become failed attempts (`lease_expired`): retrying, or dead on the last attempt."""
+
+    async def step() -> int:
+        expired = await jobs.expire_leases(REAP_BATCH)
+        for row in expired:
+            log.info(
+                "lease expired",
+                extra={
+                    "job_id": str(row["id"]),
+                    "queue": row["queue"],
+                    "worker_id": row["worker_id"],
+                    "state": row["state"],
+                },
+            )
+        if on_expired is not None and expired:
+            on_expired(expired)
+        return len(expired) if len(expired) == REAP_BATCH else 0
+
+    return step
+
+
+def cleaner(jobs: JobStore, batch: int) -> Callable[[], Awaitable[int]]:
+    """Delete finished jobs past their queue's retention."""
+
+    async def step() -> int:
+        deleted = await jobs.delete_expired(batch)
+        if deleted:
+            log.info("retention deleted %d jobs", deleted)
+        return deleted if deleted == batch else 0
+
+    return step

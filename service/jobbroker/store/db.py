@@ -1,0 +1,94 @@
+"""The connection pool, its JSON codecs, and the translation of driver failures into domain errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from jobbroker.core.errors import DatabaseUnavailable, InvalidInput
+from jobbroker.settings import DbSettings
+
+# Failures that mean "the database is not reachable right now", as opposed to a bad statement.
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def plain_url(url: str) -> str:
+    """The libpq form asyncpg wants, whatever SQLAlchemy driver suffix the user wrote."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    return urlunsplit(parts._replace(scheme="postgresql" if scheme == "postgres" else scheme))
+
+
+def sqlalchemy_url(url: str) -> str:
+    parts = urlsplit(plain_url(url))
+    return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary jsonb is a version byte followed by the text; orjson does both directions fast.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+        format="binary",
+    )
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """One dedicated connection (LISTEN needs one that no pooler shares)."""
+    conn = await asyncpg.connect(plain_url(url))
+    await _init_connection(conn)
+    return conn
+
+
+class Database:
+    def __init__(self, url: str, settings: DbSettings) -> None:
+        self.url = plain_url(url)
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=self._settings.pool_min_size,
+            max_size=self._settings.pool_max_size,
+            statement_cache_size=self._settings.statement_cache_size,
+            command_timeout=self._settings.command_timeout_s,
+            init=_init_connection,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise DatabaseUnavailable("the database pool is not open")
+        try:
+            async with self._pool.acquire(timeout=self._settings.command_timeout_s) as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        except asyncpg.DataError as exc:
+            raise InvalidInput(f"value rejected by the database: {exc}") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn

@@ -1,0 +1,349 @@
+"""Jobs: one method per named query in sql/job.sql, rows mapped to their public shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from jobbroker.core.errors import InvalidState, JobNotFound, LeaseLost
+from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
+from jobbroker.core.states import JobState
+from jobbroker.settings import JobDefaults
+from jobbroker.store.db import Database
+from jobbroker.store.queries import load
+
+Q = load("job")
+QUEUE_Q = load("queue")
+Job = dict[str, Any]
+
+
+def public_job(row: asyncpg.Record) -> Job:
+    """The API's view of a job row: string id, seconds for durations, the backoff as one object."""
+    return {
+        "id": str(row["id"]),
+        "queue": row["queue"],
+        "type": row["type"],
+        "payload": row["payload"],
+        "state": row["state"],
+        "priority": row["priority"],
+        "attempts": row["attempts"],
+        "max_attempts": row["max_attempts"],
+        "backoff": {
+            "initial_seconds": row["backoff_initial_s"],
+            "max_seconds": row["backoff_max_s"],
+            "multiplier": row["backoff_multiplier"],
+            "jitter": row["backoff_jitter"],
+        },
+        "timeout_seconds": row["timeout_s"],
+        "run_at": row["run_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "correlation_id": row["correlation_id"],
+        "idempotency_key": row["idempotency_key"],
+        "tags": row["tags"],
+        "result": row["result"],
+        "errors": row["errors"],
+        "cancel_requested": row["cancel_requested"],
+        "progress": row["progress"],
+        "worker_id": row["worker_id"],
+        "lease_expires_at": row["lease_expires_at"],
+    }
+
+
+def leased_job(row: asyncpg.Record) -> Job:
+    job = public_job(row)
+    job["lease_id"] = str(row["lease_id"])
+    job["attempt"] = row["attempts"]
+    return job
+
+
+class JobStore:
+    def __init__(self, db: Database, defaults: JobDefaults, default_timeout_s: int) -> None:
+        self.db = db
+        self.defaults = defaults
+        self.default_timeout_s = default_timeout_s
+
+    async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
+        """Insert jobs atomically; answers (job, duplicate) per input, in input order."""
+        d = self.defaults
+        args = {
+            "queue": queue,
+            "types": [j.type for j in jobs],
+            "payloads": [j.payload for j in jobs],
+            "priorities": [j.priority for j in jobs],
+            "run_ats": [j.run_at for j in jobs],
+            "delays_s": [j.delay_s for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "backoff_initial_s": [j.backoff.initial_s for j in jobs],
+            "backoff_max_s": [j.backoff.max_s for j in jobs],
+            "backoff_multiplier": [j.backoff.multiplier for j in jobs],
+            "backoff_jitter": [j.backoff.jitter for j in jobs],
+            "timeouts_s": [j.timeout_s for j in jobs],
+            "idempotency_keys": [j.idempotency_key for j in jobs],
+            "correlation_ids": [j.correlation_id for j in jobs],
+            "tags": [list(j.tags) for j in jobs],
+            "default_max_attempts": d.max_attempts,
+            "default_backoff_initial_s": d.backoff_initial_s,
+            "default_backoff_max_s": d.backoff_max_s,
+            "default_backoff_multiplier": d.backoff_multiplier,
+            "default_backoff_jitter": d.backoff_jitter,
+            "default_timeout_s": self.default_timeout_s,
+        }
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(Q["job_enqueue"].sql, *Q["job_enqueue"].args(args))
+            answers: list[tuple[Job, bool] | None] = [None] * len(jobs)
+            for row in rows:
+                answers[row["ord"] - 1] = (public_job(row), row["duplicate"])
+            missing = [jobs[i].idempotency_key for i, a in enumerate(answers) if a is None]
+            if missing:
+                q = Q["job_get_by_idempotency_keys"]
+                found = {
+                    r["idempotency_key"]: public_job(r)
+                    for r in await conn.fetch(q.sql, *q.args({"queue": queue, "keys": missing}))
+                }
+                for i, answer in enumerate(answers):
+                    if answer is None:
+                        answers[i] = (found[jobs[i].idempotency_key], True)
+        return answers  # type: ignore[return-value]
+
+    async def lease(
+        self, queue: str, worker_id: str, max_jobs: int, visibility_timeout_s: int | None, types: list[str] | None
+    ) -> list[Job]:
+        """One lease attempt, no waiting. Limited queues lock their row so limits hold across replicas."""
+        args = {
+            "queue": queue,
+            "worker_id": worker_id,
+            "max_jobs": max_jobs,
+            "visibility_timeout_s": visibility_timeout_s,
+            "types": types,
+        }
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
+        if not rows:
+            rows = await self._lease_limited(queue, args)
+        rows = sorted(rows, key=lambda r: (r["priority"], r["run_at"], r["id"]))
+        return [leased_job(r) for r in rows]
+
+    async def _lease_limited(self, queue: str, args: dict[str, Any]) -> list[asyncpg.Record]:
+        async with self.db.transaction() as conn:
+            limits = await conn.fetchrow(QUEUE_Q["queue_lock_limits"].sql, queue)
+            if limits is None or limits["paused"]:
+                return []
+            if limits["max_concurrency"] is None and limits["rate_limit_per_s"] is None:
+                return []  # unlimited: the plain lease already found nothing
+            allowance = args["max_jobs"]
+            if limits["max_concurrency"] is not None:
+                allowance = min(allowance, limits["max_concurrency"] - limits["active"])
+            if limits["rate_limit_per_s"] is not None:
+                allowance = min(allowance, int(limits["rate_tokens"]))
+            if allowance <= 0:
+                return []
+            q = Q["job_lease_limited"]
+            rows = await conn.fetch(q.sql, *q.args({**args, "max_jobs": allowance}))
+            if rows and limits["rate_limit_per_s"] is not None:
+                spend = QUEUE_Q["queue_spend_tokens"]
+                await conn.execute(spend.sql, *spend.args({"name": queue, "spent": len(rows)}))
+            return rows
+
+    async def next_run_at(self, queue: str) -> Any:
+        async with self.db.connection() as conn:
+            return await conn.fetchval(Q["job_next_run_at"].sql, queue)
+
+    async def is_limited(self, queue: str) -> bool:
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(QUEUE_Q["queue_configs"].sql, queue)
+        return bool(rows) and (
+            rows[0]["paused"] or rows[0]["max_concurrency"] is not None or rows[0]["rate_limit_per_s"] is not None
+        )
+
+    async def heartbeat(
+        self, job_id: int, lease_id: str, visibility_timeout_s: int | None, progress: Any
+    ) -> dict[str, Any]:
+        q = Q["job_heartbeat"]
+        args = {"id": job_id, "lease_id": lease_id, "visibility_timeout_s": visibility_timeout_s, "progress": progress}
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(q.sql, *q.args(args))
+            if row is None:
+                await self._raise_settle_failure(conn, job_id)
+        return {
+            "id": str(row["id"]),
+            "lease_expires_at": row["lease_expires_at"],
+            "cancel_requested": row["cancel_requested"],
+        }
+
+    async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(
+                Q["job_ack"].sql, *Q["job_ack"].args({"id": job_id, "lease_id": lease_id, "result": result})
+            )
+            if row is None:
+                row = await self._already_settled(conn, job_id, lease_id, JobState.SUCCEEDED)
+        return public_job(row)
+
+    async def nack(
+        self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
+    ) -> Job:
+        args = {
+            "id": job_id,
+            "lease_id": lease_id,
+            "error": error,
+            "retryable": retryable,
+            "retry_in_s": retry_in_s,
+            "keep_errors": self.defaults.error_history,
+        }
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["job_nack"].sql, *Q["job_nack"].args(args))
+            if row is None:
+                row = await self._already_settled(conn, job_id, lease_id, None)
+        return public_job(row)
+
+    async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        q = Q["job_ack_many"]
+        args = {
+            "ids": [i.id for i in items],
+            "lease_ids": [i.lease_id for i in items],
+            "results": [i.result for i in items],
+        }
+        async with self.db.connection() as conn:
+            done = {r["id"] for r in await conn.fetch(q.sql, *q.args(args))}
+            return await self._outcomes(conn, items, done, JobState.SUCCEEDED)
+
+    async def nack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        q = Q["job_nack_many"]
+        args = {
+            "ids": [i.id for i in items],
+            "lease_ids": [i.lease_id for i in items],
+            "errors": [i.error for i in items],
+            "retryables": [i.retryable for i in items],
+            "retry_ins_s": [i.retry_in_s for i in items],
+            "keep_errors": self.defaults.error_history,
+        }
+        async with self.db.connection() as conn:
+            done = {r["id"] for r in await conn.fetch(q.sql, *q.args(args))}
+            return await self._outcomes(conn, items, done, None)
+
+    async def _outcomes(
+        self, conn: asyncpg.Connection, items: list[Settle], done: set[int], settled_state: JobState | None
+    ) -> list[dict[str, Any]]:
+        failed = [i.id for i in items if i.id not in done]
+        current = {}
+        if failed:
+            q = Q["job_lease_state"]
+            current = {r["id"]: r for r in await conn.fetch(q.sql, *q.args({"ids": failed}))}
+        results = []
+        for item in items:
+            if item.id in done:
+                results.append({"id": str(item.id), "ok": True})
+                continue
+            row = current.get(item.id)
+            if row is None:
+                results.append({"id": str(item.id), "ok": False, "code": JobNotFound.code})
+            elif _repeat_of_settle(row, item.lease_id, settled_state):
+                results.append({"id": str(item.id), "ok": True})
+            else:
+                results.append({"id": str(item.id), "ok": False, "code": LeaseLost.code})
+        return results
+
+    async def _already_settled(
+        self, conn: asyncpg.Connection, job_id: int, lease_id: str, settled_state: JobState | None
+    ) -> asyncpg.Record:
+        """A repeated ack/nack of the same lease (a client retry) answers the job; anything else fails."""
+        row = await conn.fetchrow(Q["job_get"].sql, job_id)
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        if _repeat_of_settle(row, lease_id, settled_state):
+            return row
+        raise LeaseLost(f"job {job_id} is not held by lease {lease_id} (state {row['state']})")
+
+    async def _raise_settle_failure(self, conn: asyncpg.Connection, job_id: int) -> None:
+        row = await conn.fetchrow(Q["job_get"].sql, job_id)
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise LeaseLost(f"job {job_id} is not held by this lease (state {row['state']})")
+
+    async def get(self, job_id: int) -> Job:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["job_get"].sql, job_id)
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return public_job(row)
+
+    async def list(self, where: JobFilter, before_id: int | None, limit: int) -> list[Job]:
+        q = Q["job_list"]
+        args = {
+            "queue": where.queue,
+            "state": where.state,
+            "type": where.type,
+            "correlation_id": where.correlation_id,
+            "tag": where.tag,
+            "error": where.error,
+            "since": where.since,
+            "until": where.until,
+            "before_id": before_id,
+            "limit": limit,
+        }
+        async with self.db.connection() as conn:
+            return [public_job(r) for r in await conn.fetch(q.sql, *q.args(args))]
+
+    async def cancel(self, job_id: int) -> Job:
+        return await self._transition(Q["job_cancel"].sql, job_id, "cancel")
+
+    async def replay(self, job_id: int) -> Job:
+        return await self._transition(Q["job_replay"].sql, job_id, "replay")
+
+    async def _transition(self, sql: str, job_id: int, verb: str) -> Job:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(sql, job_id)
+            if row is None:
+                current = await conn.fetchrow(Q["job_get"].sql, job_id)
+                if current is None:
+                    raise JobNotFound(f"no job with id {job_id}")
+                raise InvalidState(f"cannot {verb} job {job_id}: it is {current['state']}", state=current["state"])
+        return public_job(row)
+
+    async def replay_dead(self, selection: DeadSelection) -> int:
+        return await self._bulk_dead("job_replay_dead", selection)
+
+    async def purge_dead(self, selection: DeadSelection) -> int:
+        return await self._bulk_dead("job_purge_dead", selection)
+
+    async def _bulk_dead(self, name: str, s: DeadSelection) -> int:
+        q = Q[name]
+        args = {
+            "ids": list(s.ids) if s.ids is not None else None,
+            "queue": s.queue,
+            "type": s.type,
+            "error": s.error,
+            "since": s.since,
+            "until": s.until,
+            "limit": s.limit,
+        }
+        async with self.db.connection() as conn:
+            return await conn.fetchval(q.sql, *q.args(args))
+
+    async def expire_leases(self, limit: int) -> list[asyncpg.Record]:
+        q = Q["job_expire_leases"]
+        async with self.db.connection() as conn:
+            return await conn.fetch(q.sql, *q.args({"limit": limit, "keep_errors": self.defaults.error_history}))
+
+    async def delete_expired(self, limit: int) -> int:
+        q = Q["job_delete_expired"]
+        args = {
+            "limit": limit,
+            "retention_s": self.defaults.retention_s,
+            "dead_retention_s": self.defaults.dead_retention_s,
+        }
+        async with self.db.connection() as conn:
+            status = await conn.execute(q.sql, *q.args(args))
+        return int(status.split()[-1])
+
+
+def _repeat_of_settle(row: asyncpg.Record, lease_id: str, settled_state: JobState | None) -> bool:
+    if str(row["lease_id"]) != str(lease_id):
+        return False
+    if settled_state is None:
+        return row["state"] in (JobState.RETRYING, JobState.DEAD, JobState.CANCELLED)
+    return row["state"] == settled_state

@@ -1,0 +1,95 @@
+"""Queues: settings rows and statistics derived from the job table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from jobbroker.core.states import JobState
+from jobbroker.store.db import Database
+from jobbroker.store.queries import load
+
+Q = load("queue")
+SETTABLE = (
+    "paused",
+    "max_concurrency",
+    "rate_limit",
+    "default_max_attempts",
+    "default_backoff",
+    "retention",
+    "dead_retention",
+)
+
+
+def _settings(config: asyncpg.Record | None) -> dict[str, Any]:
+    if config is None:
+        return {
+            "paused": False,
+            "max_concurrency": None,
+            "rate_limit": None,
+            "default_max_attempts": None,
+            "default_backoff": None,
+            "retention_seconds": None,
+            "dead_retention_seconds": None,
+        }
+    return {
+        "paused": config["paused"],
+        "max_concurrency": config["max_concurrency"],
+        "rate_limit": config["rate_limit_per_s"],
+        "default_max_attempts": config["default_max_attempts"],
+        "default_backoff": config["default_backoff"],
+        "retention_seconds": config["retention_s"],
+        "dead_retention_seconds": config["dead_retention_s"],
+    }
+
+
+class QueueStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def stats(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Counts by state, oldest ready age, active leases and DLQ size, for every known queue."""
+        async with self.db.connection() as conn:
+            counts = await conn.fetch(Q["queue_counts"].sql, name)
+            configs = {r["name"]: r for r in await conn.fetch(Q["queue_configs"].sql, name)}
+            now = await conn.fetchval("SELECT now()")
+        by_queue: dict[str, dict[str, Any]] = {}
+        for row in counts:
+            entry = by_queue.setdefault(row["queue"], {"counts": dict.fromkeys(JobState, 0), "oldest": None})
+            entry["counts"][row["state"]] = row["n"]
+            if row["oldest_ready_at"] is not None:
+                oldest = entry["oldest"]
+                entry["oldest"] = row["oldest_ready_at"] if oldest is None else min(oldest, row["oldest_ready_at"])
+        names = sorted(set(by_queue) | set(configs))
+        return [self._one(q, by_queue.get(q), configs.get(q), now) for q in names]
+
+    @staticmethod
+    def _one(name: str, seen: dict[str, Any] | None, config: asyncpg.Record | None, now: datetime) -> dict[str, Any]:
+        counts = seen["counts"] if seen else dict.fromkeys(JobState, 0)
+        oldest = seen["oldest"] if seen else None
+        return {
+            "name": name,
+            "counts": {str(state): n for state, n in counts.items()},
+            "oldest_pending_age_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            "active_leases": counts[JobState.ACTIVE],
+            "dlq_size": counts[JobState.DEAD],
+            **_settings(config),
+        }
+
+    async def update(self, name: str, changes: dict[str, Any]) -> None:
+        """Apply the given settings (a key absent from `changes` stays as it was)."""
+        args = {
+            "name": name,
+            "paused": changes.get("paused"),
+            "max_concurrency": changes.get("max_concurrency"),
+            "rate_limit_per_s": changes.get("rate_limit"),
+            "default_max_attempts": changes.get("default_max_attempts"),
+            "default_backoff": changes.get("default_backoff"),
+            "retention_s": changes.get("retention"),
+            "dead_retention_s": changes.get("dead_retention"),
+            **{f"set_{key}": key in changes for key in SETTABLE},
+        }
+        async with self.db.connection() as conn:
+            await conn.execute(Q["queue_upsert"].sql, *Q["queue_upsert"].args(args))

@@ -1,0 +1,293 @@
+-- name: job_ack
+-- Finish a leased job. The guard makes a stale or foreign lease a no-op (0 rows).
+UPDATE job
+SET state = 'succeeded', result = :result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+WHERE id = :id AND state = 'active' AND lease_id = :lease_id
+RETURNING *;
+
+-- name: job_ack_many
+-- Finish many leased jobs in one statement; answers the ids that were acked.
+UPDATE job j
+SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS jsonb[])) AS i(id, lease_id, result)
+WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+RETURNING j.id, j.queue, j.type, j.started_at;
+
+-- name: job_cancel
+-- Cancel a waiting job outright; a running one only gets cancel_requested, seen on its next heartbeat.
+UPDATE job
+SET state = CASE WHEN state = 'active' THEN 'active' ELSE 'cancelled' END,
+    cancel_requested = (state = 'active'),
+    finished_at = CASE WHEN state = 'active' THEN NULL ELSE now() END,
+    updated_at = now()
+WHERE id = :id AND state IN ('pending', 'retrying', 'active')
+RETURNING *;
+
+-- name: job_delete_expired
+-- Retention: delete finished jobs older than their queue's retention, in bounded batches.
+WITH doomed AS (
+    SELECT j.id
+    FROM job j LEFT JOIN queue q ON q.name = j.queue
+    WHERE j.state IN ('succeeded', 'dead', 'cancelled')
+      AND j.finished_at < now() - make_interval(secs => CASE
+            WHEN j.state = 'dead' THEN coalesce(q.dead_retention_s, :dead_retention_s)
+            ELSE coalesce(q.retention_s, :retention_s) END)
+    LIMIT :limit
+    FOR UPDATE OF j SKIP LOCKED
+)
+DELETE FROM job USING doomed WHERE job.id = doomed.id;
+
+-- name: job_enqueue
+-- Insert a batch in input order. Ids are drawn first so each answer maps back to its input;
+-- an idempotency key already present in the queue inserts nothing and answers the existing job.
+-- Jobs a concurrent transaction inserted are invisible to this statement's snapshot: the
+-- caller re-reads any input left unanswered.
+WITH input AS (
+    SELECT nextval(pg_get_serial_sequence('job', 'id')) AS id, t.*
+    FROM unnest(
+        CAST(:types AS text[]), CAST(:payloads AS jsonb[]), CAST(:priorities AS integer[]),
+        CAST(:run_ats AS timestamptz[]), CAST(:delays_s AS double precision[]),
+        CAST(:max_attempts AS integer[]), CAST(:backoff_initial_s AS double precision[]),
+        CAST(:backoff_max_s AS double precision[]), CAST(:backoff_multiplier AS double precision[]),
+        CAST(:backoff_jitter AS double precision[]), CAST(:timeouts_s AS integer[]),
+        CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS jsonb[])
+    ) WITH ORDINALITY AS t(type, payload, priority, run_at, delay_s, max_attempts, backoff_initial_s,
+                           backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s,
+                           idempotency_key, correlation_id, tags, ord)
+),
+inserted AS (
+    INSERT INTO job (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
+                     backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
+                     correlation_id, tags)
+    SELECT i.id, CAST(:queue AS text), i.type, i.payload, i.priority,
+           coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_s, 0))),
+           coalesce(i.max_attempts, q.default_max_attempts, :default_max_attempts),
+           coalesce(i.backoff_initial_s, CAST(q.default_backoff ->> 'initial_seconds' AS double precision),
+                    :default_backoff_initial_s),
+           coalesce(i.backoff_max_s, CAST(q.default_backoff ->> 'max_seconds' AS double precision),
+                    :default_backoff_max_s),
+           coalesce(i.backoff_multiplier, CAST(q.default_backoff ->> 'multiplier' AS double precision),
+                    :default_backoff_multiplier),
+           coalesce(i.backoff_jitter, CAST(q.default_backoff ->> 'jitter' AS double precision),
+                    :default_backoff_jitter),
+           coalesce(i.timeout_s, :default_timeout_s),
+           i.idempotency_key, i.correlation_id,
+           ARRAY(SELECT jsonb_array_elements_text(i.tags))
+    FROM input i LEFT JOIN queue q ON q.name = CAST(:queue AS text)
+    ORDER BY i.ord
+    ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT i.ord, false AS duplicate, inserted.* FROM input i JOIN inserted ON inserted.id = i.id
+UNION ALL
+SELECT i.ord, true AS duplicate, j.*
+FROM input i JOIN job j ON j.queue = CAST(:queue AS text) AND j.idempotency_key = i.idempotency_key
+WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.id = i.id)
+ORDER BY ord;
+
+-- name: job_expire_leases
+-- The reaper: a lease that ran out is a failed attempt ("stalled"). SKIP LOCKED lets every
+-- replica run this at once without waiting on each other or on a worker's concurrent ack.
+WITH expired AS (
+    SELECT id FROM job
+    WHERE state = 'active' AND lease_expires_at <= now()
+    ORDER BY lease_expires_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+decided AS (
+    SELECT j.id, job_failure_state(j.cancel_requested, true, j.attempts, j.max_attempts) AS next_state
+    FROM job j JOIN expired USING (id)
+)
+UPDATE job j
+SET state = d.next_state,
+    run_at = CASE WHEN d.next_state = 'retrying'
+             THEN now() + make_interval(secs => job_backoff_s(j.attempts, j.backoff_initial_s,
+                                        j.backoff_max_s, j.backoff_multiplier, j.backoff_jitter))
+             ELSE j.run_at END,
+    finished_at = CASE WHEN d.next_state = 'retrying' THEN NULL ELSE now() END,
+    lease_expires_at = NULL,
+    updated_at = now(),
+    errors = job_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id,
+        'error', jsonb_build_object('type', 'lease_expired',
+                                    'message', 'the lease expired before an ack or nack (worker stalled)')),
+        :keep_errors)
+FROM decided d
+WHERE j.id = d.id
+RETURNING j.id, j.queue, j.type, j.state, j.worker_id;
+
+-- name: job_get
+-- One job by id.
+SELECT * FROM job WHERE id = :id;
+
+-- name: job_get_by_idempotency_keys
+-- Jobs answering repeated idempotency keys that the enqueue statement could not see.
+SELECT * FROM job WHERE queue = :queue AND idempotency_key = ANY(CAST(:keys AS text[]));
+
+-- name: job_heartbeat
+-- Extend a lease by its visibility timeout (or a new one) and record progress.
+UPDATE job
+SET lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), lease_timeout_s),
+    lease_expires_at = now() + make_interval(
+        secs => coalesce(CAST(:visibility_timeout_s AS integer), lease_timeout_s)),
+    progress = coalesce(CAST(:progress AS jsonb), progress),
+    updated_at = now()
+WHERE id = :id AND state = 'active' AND lease_id = :lease_id
+RETURNING id, lease_expires_at, cancel_requested;
+
+-- name: job_lease
+-- Take up to :max_jobs ready jobs. SKIP LOCKED over the job_ready index lets concurrent leases
+-- take disjoint jobs without waiting; the ORDER BY matches that index (priority, run_at, id).
+-- Paused and rate- or concurrency-limited queues take the serialized path (job_lease_limited).
+WITH ready AS (
+    SELECT id FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
+      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+      AND NOT EXISTS (
+          SELECT 1 FROM queue q WHERE q.name = :queue
+            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
+    ORDER BY priority, run_at, id
+    LIMIT :max_jobs
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE job j
+SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+FROM ready
+WHERE j.id = ready.id
+RETURNING j.*;
+
+-- name: job_lease_limited
+-- The same lease with an explicit limit, for a queue whose row the caller has locked.
+WITH ready AS (
+    SELECT id FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
+      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+    ORDER BY priority, run_at, id
+    LIMIT :max_jobs
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE job j
+SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+FROM ready
+WHERE j.id = ready.id
+RETURNING j.*;
+
+-- name: job_lease_state
+-- Why an ack, nack or heartbeat matched nothing: the job's current state and lease.
+SELECT id, state, lease_id FROM job WHERE id = ANY(CAST(:ids AS bigint[]));
+
+-- name: job_list
+-- Jobs newest first, every filter optional; keyset pagination on id.
+SELECT * FROM job
+WHERE (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+  AND (CAST(:state AS text) IS NULL OR state = CAST(:state AS text))
+  AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
+  AND (CAST(:correlation_id AS text) IS NULL OR correlation_id = CAST(:correlation_id AS text))
+  AND (CAST(:tag AS text) IS NULL OR tags @> ARRAY[CAST(:tag AS text)])
+  AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+  AND (CAST(:since AS timestamptz) IS NULL OR coalesce(finished_at, created_at) >= CAST(:since AS timestamptz))
+  AND (CAST(:until AS timestamptz) IS NULL OR coalesce(finished_at, created_at) < CAST(:until AS timestamptz))
+  AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: job_nack
+-- Fail one attempt: retry after backoff (or :retry_in_s), or dead-letter; guarded by the lease.
+UPDATE job j
+SET state = job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts),
+    run_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
+             THEN now() + make_interval(secs => coalesce(CAST(:retry_in_s AS double precision),
+                  job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
+                                j.backoff_jitter)))
+             ELSE j.run_at END,
+    finished_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
+                  THEN NULL ELSE now() END,
+    lease_expires_at = NULL,
+    updated_at = now(),
+    errors = job_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', CAST(:error AS jsonb)), :keep_errors)
+WHERE j.id = :id AND j.state = 'active' AND j.lease_id = :lease_id
+RETURNING j.*;
+
+-- name: job_nack_many
+-- The batch form of job_nack; answers the ids that were nacked and where they went.
+UPDATE job j
+SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
+    run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
+             THEN now() + make_interval(secs => coalesce(i.retry_in_s,
+                  job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
+                                j.backoff_jitter)))
+             ELSE j.run_at END,
+    finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
+                  THEN NULL ELSE now() END,
+    lease_expires_at = NULL,
+    updated_at = now(),
+    errors = job_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error), :keep_errors)
+FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS jsonb[]),
+            CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
+     AS i(id, lease_id, error, retryable, retry_in_s)
+WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+RETURNING j.id, j.queue, j.type, j.state;
+
+-- name: job_next_run_at
+-- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it.
+SELECT min(run_at) FROM job
+WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
+
+-- name: job_purge_dead
+-- Delete dead jobs chosen by ids or filters, at most :limit; answers the count.
+WITH picked AS (
+    SELECT id FROM job
+    WHERE state = 'dead'
+      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
+      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+      AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
+      AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+purged AS (DELETE FROM job USING picked WHERE job.id = picked.id RETURNING 1)
+SELECT count(*) FROM purged;
+
+-- name: job_replay
+-- Send a dead or cancelled job back to pending with fresh attempts; its error history stays.
+UPDATE job
+SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
+    result = NULL, progress = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE id = :id AND state IN ('dead', 'cancelled')
+RETURNING *;
+
+-- name: job_replay_dead
+-- Replay dead jobs chosen by ids or filters, at most :limit; answers the count.
+WITH picked AS (
+    SELECT id FROM job
+    WHERE state = 'dead'
+      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
+      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+      AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
+      AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+replayed AS (
+    UPDATE job
+    SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
+        result = NULL, progress = NULL, updated_at = now()
+    FROM picked WHERE job.id = picked.id
+    RETURNING 1
+)
+SELECT count(*) FROM replayed;

@@ -1,0 +1,47 @@
+-- name: queue_configs
+-- Settings of queues an operator configured (all, or one).
+SELECT * FROM queue WHERE CAST(:name AS text) IS NULL OR name = CAST(:name AS text) ORDER BY name;
+
+-- name: queue_counts
+-- Jobs per queue and state, with the oldest ready job's run_at and the next delayed one.
+SELECT queue, state, count(*) AS n,
+       min(run_at) FILTER (WHERE state IN ('pending', 'retrying') AND run_at <= now()) AS oldest_ready_at
+FROM job
+WHERE CAST(:name AS text) IS NULL OR queue = CAST(:name AS text)
+GROUP BY queue, state
+ORDER BY queue;
+
+-- name: queue_lock_limits
+-- Serialize leases of a limited queue: lock its row and refill its rate-limit bucket.
+-- The bucket holds at most one second of tokens, so a burst is never more than the rate.
+UPDATE queue
+SET rate_tokens = CASE WHEN rate_limit_per_s IS NULL THEN 0
+                  ELSE least(rate_limit_per_s, rate_tokens
+                             + rate_limit_per_s * extract(epoch FROM now() - rate_refilled_at)) END,
+    rate_refilled_at = now()
+WHERE name = :name
+RETURNING paused, max_concurrency, rate_limit_per_s, rate_tokens,
+          (SELECT count(*) FROM job WHERE queue = :name AND state = 'active') AS active;
+
+-- name: queue_spend_tokens
+-- Take the leased count out of the rate-limit bucket.
+UPDATE queue SET rate_tokens = rate_tokens - :spent WHERE name = :name;
+
+-- name: queue_upsert
+-- Change some of a queue's settings; a false :set_x flag leaves x as it was.
+INSERT INTO queue AS q (name, paused, max_concurrency, rate_limit_per_s, rate_tokens, default_max_attempts,
+                        default_backoff, retention_s, dead_retention_s)
+VALUES (:name, coalesce(CAST(:paused AS boolean), false), :max_concurrency, :rate_limit_per_s,
+        coalesce(CAST(:rate_limit_per_s AS double precision), 0), :default_max_attempts,
+        :default_backoff, :retention_s, :dead_retention_s)
+ON CONFLICT (name) DO UPDATE SET
+    paused = CASE WHEN :set_paused THEN coalesce(CAST(:paused AS boolean), false) ELSE q.paused END,
+    max_concurrency = CASE WHEN :set_max_concurrency THEN EXCLUDED.max_concurrency ELSE q.max_concurrency END,
+    rate_limit_per_s = CASE WHEN :set_rate_limit THEN EXCLUDED.rate_limit_per_s ELSE q.rate_limit_per_s END,
+    default_max_attempts = CASE WHEN :set_default_max_attempts THEN EXCLUDED.default_max_attempts
+                           ELSE q.default_max_attempts END,
+    default_backoff = CASE WHEN :set_default_backoff THEN EXCLUDED.default_backoff ELSE q.default_backoff END,
+    retention_s = CASE WHEN :set_retention THEN EXCLUDED.retention_s ELSE q.retention_s END,
+    dead_retention_s = CASE WHEN :set_dead_retention THEN EXCLUDED.dead_retention_s ELSE q.dead_retention_s END,
+    updated_at = now()
+RETURNING *;
