@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 
 from jobbroker.core.errors import InvalidState, JobNotFound, LeaseLost
 from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
@@ -72,7 +73,7 @@ class JobStore:
         args = {
             "queue": queue,
             "types": [j.type for j in jobs],
-            "payloads": [j.payload for j in jobs],
+            "payloads": [_json(j.payload) for j in jobs],
             "priorities": [j.priority for j in jobs],
             "run_ats": [j.run_at for j in jobs],
             "delays_s": [j.delay_s for j in jobs],
@@ -84,7 +85,7 @@ class JobStore:
             "timeouts_s": [j.timeout_s for j in jobs],
             "idempotency_keys": [j.idempotency_key for j in jobs],
             "correlation_ids": [j.correlation_id for j in jobs],
-            "tags": [list(j.tags) for j in jobs],
+            "tags": [_json(list(j.tags)) for j in jobs],
             "default_max_attempts": d.max_attempts,
             "default_backoff_initial_s": d.backoff_initial_s,
             "default_backoff_max_s": d.backoff_max_s,
@@ -216,7 +217,7 @@ class JobStore:
         args = {
             "ids": [i.id for i in items],
             "lease_ids": [i.lease_id for i in items],
-            "errors": [i.error for i in items],
+            "errors": [_json(i.error) for i in items],
             "retryables": [i.retryable for i in items],
             "retry_ins_s": [i.retry_in_s for i in items],
             "keep_errors": self.defaults.error_history,
@@ -339,6 +340,10 @@ class JobStore:
         async with self.db.connection() as conn:
             status = await conn.execute(q.sql, *q.args(args))
         return int(status.split()[-1])
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _repeat_of_settle(row: asyncpg.Record, lease_id: str, settled_state: JobState | None) -> bool:

@@ -8,8 +8,8 @@ RETURNING *;
 -- name: job_ack_many
 -- Finish many leased jobs in one statement; answers the ids that were acked.
 UPDATE job j
-SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS jsonb[])) AS i(id, lease_id, result)
+SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(), lease_expires_at = NULL
+FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
 RETURNING j.id, j.queue, j.type, j.started_at;
 
@@ -40,17 +40,18 @@ DELETE FROM job USING doomed WHERE job.id = doomed.id;
 -- name: job_enqueue
 -- Insert a batch in input order. Ids are drawn first so each answer maps back to its input;
 -- an idempotency key already present in the queue inserts nothing and answers the existing job.
+-- JSON travels as text[]: a jsonb[] parameter would read a list payload as an array dimension.
 -- Jobs a concurrent transaction inserted are invisible to this statement's snapshot: the
 -- caller re-reads any input left unanswered.
 WITH input AS (
     SELECT nextval(pg_get_serial_sequence('job', 'id')) AS id, t.*
     FROM unnest(
-        CAST(:types AS text[]), CAST(:payloads AS jsonb[]), CAST(:priorities AS integer[]),
+        CAST(:types AS text[]), CAST(:payloads AS text[]), CAST(:priorities AS integer[]),
         CAST(:run_ats AS timestamptz[]), CAST(:delays_s AS double precision[]),
         CAST(:max_attempts AS integer[]), CAST(:backoff_initial_s AS double precision[]),
         CAST(:backoff_max_s AS double precision[]), CAST(:backoff_multiplier AS double precision[]),
         CAST(:backoff_jitter AS double precision[]), CAST(:timeouts_s AS integer[]),
-        CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS jsonb[])
+        CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS text[])
     ) WITH ORDINALITY AS t(type, payload, priority, run_at, delay_s, max_attempts, backoff_initial_s,
                            backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s,
                            idempotency_key, correlation_id, tags, ord)
@@ -59,7 +60,7 @@ inserted AS (
     INSERT INTO job (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
                      backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
                      correlation_id, tags)
-    SELECT i.id, CAST(:queue AS text), i.type, i.payload, i.priority,
+    SELECT i.id, CAST(:queue AS text), i.type, CAST(i.payload AS jsonb), i.priority,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_s, 0))),
            coalesce(i.max_attempts, q.default_max_attempts, :default_max_attempts),
            coalesce(i.backoff_initial_s, CAST(q.default_backoff ->> 'initial_seconds' AS double precision),
@@ -72,7 +73,7 @@ inserted AS (
                     :default_backoff_jitter),
            coalesce(i.timeout_s, :default_timeout_s),
            i.idempotency_key, i.correlation_id,
-           ARRAY(SELECT jsonb_array_elements_text(i.tags))
+           ARRAY(SELECT jsonb_array_elements_text(CAST(i.tags AS jsonb)))
     FROM input i LEFT JOIN queue q ON q.name = CAST(:queue AS text)
     ORDER BY i.ord
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -230,8 +231,8 @@ SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max
     lease_expires_at = NULL,
     updated_at = now(),
     errors = job_append_error(j.errors, jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error), :keep_errors)
-FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS jsonb[]),
+        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', CAST(i.error AS jsonb)), :keep_errors)
+FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS text[]),
             CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
      AS i(id, lease_id, error, retryable, retry_in_s)
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
