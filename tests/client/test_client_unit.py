@@ -216,9 +216,7 @@ async def test_queue_stats_and_update_sends_only_given_fields(connect):
     assert queues[0].name == "emails" and queues[0].counts.pending == 1
     stats = await api.get_queue("emails")
     assert stats.counts.dead == 0
-    await api.update_queue(
-        "emails", paused=True, max_concurrency=None, default_backoff=jb.Backoff(multiplier=3)
-    )
+    await api.update_queue("emails", paused=True, max_concurrency=None, default_backoff=jb.Backoff(multiplier=3))
     assert rec.requests[-1].method == "PATCH" and rec.requests[-1].url.path == "/v1/queues/emails"
     assert rec.body == {"paused": True, "max_concurrency": None, "default_backoff": {"multiplier": 3.0}}
 
@@ -233,9 +231,7 @@ async def test_lease_body_and_a_read_timeout_longer_than_the_wait(connect):
     }
     rec = Recorder(ok({"jobs": [leased]}))
     api = connect(rec, timeout=5)
-    jobs = await api.lease(
-        "emails", worker_id="w1", max_jobs=10, visibility_timeout_seconds=30, wait_seconds=20
-    )
+    jobs = await api.lease("emails", worker_id="w1", max_jobs=10, visibility_timeout_seconds=30, wait_seconds=20)
     assert rec.body == {
         "worker_id": "w1",
         "max_jobs": 10,
@@ -280,9 +276,7 @@ async def test_heartbeat_ack_nack_and_their_batches(connect):
     assert [(r.ok, r.code) for r in results] == [(True, None), (False, "lease_lost")]
     await api.nack_many([{"id": "1", "lease_id": "a", "error": "boom", "retryable": False}])
     assert rec.requests[-1].url.path == "/v1/nacks"
-    assert rec.body == {
-        "items": [{"id": "1", "lease_id": "a", "error": {"message": "boom"}, "retryable": False}]
-    }
+    assert rec.body == {"items": [{"id": "1", "lease_id": "a", "error": {"message": "boom"}, "retryable": False}]}
 
 
 async def test_health_and_ready(connect):

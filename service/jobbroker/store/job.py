@@ -206,7 +206,7 @@ class JobStore:
         args = {
             "ids": [i.id for i in items],
             "lease_ids": [i.lease_id for i in items],
-            "results": [i.result for i in items],
+            "results": [None if i.result is None else _json(i.result) for i in items],
         }
         async with self.db.connection() as conn:
             done = {r["id"] for r in await conn.fetch(q.sql, *q.args(args))}
