@@ -137,7 +137,8 @@ class JobStore:
                 return []  # unlimited: the plain lease already found nothing
             allowance = args["max_jobs"]
             if limits["max_concurrency"] is not None:
-                allowance = min(allowance, limits["max_concurrency"] - limits["active"])
+                active = await conn.fetchval(Q["job_count_active"].sql, queue)
+                allowance = min(allowance, limits["max_concurrency"] - active)
             if limits["rate_limit_per_s"] is not None:
                 allowance = min(allowance, int(limits["rate_tokens"]))
             if allowance <= 0:

@@ -23,6 +23,10 @@ SET state = CASE WHEN state = 'active' THEN 'active' ELSE 'cancelled' END,
 WHERE id = :id AND state IN ('pending', 'retrying', 'active')
 RETURNING *;
 
+-- name: job_count_active
+-- Active jobs of a queue, for its concurrency limit.
+SELECT count(*) FROM job WHERE queue = :queue AND state = 'active';
+
 -- name: job_delete_expired
 -- Retention: delete finished jobs older than their queue's retention, in bounded batches.
 WITH doomed AS (

@@ -14,14 +14,14 @@ ORDER BY queue;
 -- name: queue_lock_limits
 -- Serialize leases of a limited queue: lock its row and refill its rate-limit bucket.
 -- The bucket holds at most one second of tokens, so a burst is never more than the rate.
+-- Active jobs are counted by a later statement: this one's snapshot predates the lock wait.
 UPDATE queue
 SET rate_tokens = CASE WHEN rate_limit_per_s IS NULL THEN 0
                   ELSE least(rate_limit_per_s, rate_tokens
                              + rate_limit_per_s * extract(epoch FROM now() - rate_refilled_at)) END,
     rate_refilled_at = now()
 WHERE name = :name
-RETURNING paused, max_concurrency, rate_limit_per_s, rate_tokens,
-          (SELECT count(*) FROM job WHERE queue = :name AND state = 'active') AS active;
+RETURNING paused, max_concurrency, rate_limit_per_s, rate_tokens;
 
 -- name: queue_spend_tokens
 -- Take the leased count out of the rate-limit bucket.
