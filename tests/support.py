@@ -72,6 +72,7 @@ class BrokerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.log.close()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.0, every_s: float = 0.05) -> None:
@@ -81,3 +82,56 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within_s}s")
         await asyncio.sleep(every_s)
+
+
+class TcpProxy:
+    """A TCP relay to PostgreSQL whose connections a test can cut and refuse, like a database restart."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host, self.target_port = target_host, target_port
+        self.port = free_port()
+        self.accepting = True
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.target_host.startswith("/"):
+            return await asyncio.open_unix_connection(f"{self.target_host}/.s.PGSQL.{self.target_port}")
+        return await asyncio.open_connection(self.target_host, self.target_port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.accepting:
+            writer.close()
+            return
+        up_reader, up_writer = await self._connect_target()
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones."""
+        self.accepting = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.accepting = True
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()

@@ -18,8 +18,9 @@ class Api:
         return response.json()
 
     async def lease(self, queue: str = "q", max_jobs: int = 1, **body: Any) -> list[dict[str, Any]]:
-        response = await self.c.post(f"/v1/queues/{queue}/leases",
-                                     json={"worker_id": "w1", "max_jobs": max_jobs, **body})
+        response = await self.c.post(
+            f"/v1/queues/{queue}/leases", json={"worker_id": "w1", "max_jobs": max_jobs, **body}
+        )
         assert response.status_code == 200, response.text
         return response.json()["jobs"]
 
@@ -31,8 +32,9 @@ class Api:
         return await self.c.post(f"/v1/jobs/{job['id']}/ack", json={"lease_id": job["lease_id"], **body})
 
     async def nack(self, job: dict[str, Any], message: str = "boom", **body: Any) -> httpx.Response:
-        return await self.c.post(f"/v1/jobs/{job['id']}/nack",
-                                 json={"lease_id": job["lease_id"], "error": {"message": message}, **body})
+        return await self.c.post(
+            f"/v1/jobs/{job['id']}/nack", json={"lease_id": job["lease_id"], "error": {"message": message}, **body}
+        )
 
     async def get(self, job_id: str) -> dict[str, Any]:
         response = await self.c.get(f"/v1/jobs/{job_id}")

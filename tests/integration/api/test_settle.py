@@ -79,18 +79,22 @@ async def test_backoff_grows_exponentially_up_to_its_cap(api: Api, pool: asyncpg
         await pool.execute("UPDATE job SET run_at = now()")
         job = await api.lease_one()
         failed = (await api.nack(job)).json()
-        delays.append((datetime.fromisoformat(failed["run_at"]) - datetime.fromisoformat(failed["updated_at"])))
+        delays.append(datetime.fromisoformat(failed["run_at"]) - datetime.fromisoformat(failed["updated_at"]))
     assert [round(d.total_seconds()) for d in delays] == [1, 3, 9, 20]
 
 
 async def test_jitter_only_shortens_the_delay(api: Api, pool: asyncpg.Pool) -> None:
-    await api.c.post("/v1/queues/q/jobs:batch", json={"jobs": [
-        {"type": "t", "backoff": {"initial_seconds": 100, "jitter": 0.5}}] * 20})
+    await api.c.post(
+        "/v1/queues/q/jobs:batch",
+        json={"jobs": [{"type": "t", "backoff": {"initial_seconds": 100, "jitter": 0.5}}] * 20},
+    )
     jobs = await api.lease(max_jobs=20)
     delays = []
     for job in jobs:
         failed = (await api.nack(job)).json()
-        delays.append((datetime.fromisoformat(failed["run_at"]) - datetime.fromisoformat(failed["updated_at"])).total_seconds())
+        delays.append(
+            (datetime.fromisoformat(failed["run_at"]) - datetime.fromisoformat(failed["updated_at"])).total_seconds()
+        )
     assert all(50 <= d <= 100 for d in delays)
     assert len({round(d) for d in delays}) > 1, "jitter produced identical delays"
 
@@ -131,9 +135,10 @@ async def test_error_history_is_bounded_to_the_newest(api: Api, pool: asyncpg.Po
 async def test_heartbeat_extends_the_lease_and_records_progress(api: Api) -> None:
     await api.enqueue()
     job = await api.lease_one(visibility_timeout_seconds=5)
-    response = await api.c.post(f"/v1/jobs/{job['id']}/heartbeat",
-                                json={"lease_id": job["lease_id"], "progress": {"pct": 50},
-                                      "visibility_timeout_seconds": 120})
+    response = await api.c.post(
+        f"/v1/jobs/{job['id']}/heartbeat",
+        json={"lease_id": job["lease_id"], "progress": {"pct": 50}, "visibility_timeout_seconds": 120},
+    )
     assert response.status_code == 200
     beat = response.json()
     assert beat["cancel_requested"] is False
@@ -161,15 +166,20 @@ async def test_batch_ack_reports_one_outcome_per_item(api: Api) -> None:
     await api.c.post("/v1/queues/q/jobs:batch", json={"jobs": [{"type": "t"}] * 3})
     a, b, c = await api.lease(max_jobs=3)
     await api.ack(c)
-    items = [{"id": a["id"], "lease_id": a["lease_id"], "result": "ra"},
-             {"id": b["id"], "lease_id": "00000000-0000-0000-0000-000000000000"},
-             {"id": c["id"], "lease_id": c["lease_id"]},
-             {"id": "999999", "lease_id": a["lease_id"]}]
+    items = [
+        {"id": a["id"], "lease_id": a["lease_id"], "result": "ra"},
+        {"id": b["id"], "lease_id": "00000000-0000-0000-0000-000000000000"},
+        {"id": c["id"], "lease_id": c["lease_id"]},
+        {"id": "999999", "lease_id": a["lease_id"]},
+    ]
     response = await api.c.post("/v1/acks", json={"items": items})
     assert response.status_code == 200
     assert response.json()["results"] == [
-        {"id": a["id"], "ok": True}, {"id": b["id"], "ok": False, "code": "lease_lost"},
-        {"id": c["id"], "ok": True}, {"id": "999999", "ok": False, "code": "job_not_found"}]
+        {"id": a["id"], "ok": True},
+        {"id": b["id"], "ok": False, "code": "lease_lost"},
+        {"id": c["id"], "ok": True},
+        {"id": "999999", "ok": False, "code": "job_not_found"},
+    ]
     assert (await api.get(a["id"]))["result"] == "ra"
     assert (await api.get(b["id"]))["state"] == "active"
 
@@ -177,8 +187,10 @@ async def test_batch_ack_reports_one_outcome_per_item(api: Api) -> None:
 async def test_batch_nack_applies_each_items_policy(api: Api) -> None:
     await api.c.post("/v1/queues/q/jobs:batch", json={"jobs": [{"type": "t"}] * 2})
     a, b = await api.lease(max_jobs=2)
-    items = [{"id": a["id"], "lease_id": a["lease_id"], "error": {"message": "x"}, "retry_in_seconds": 0},
-             {"id": b["id"], "lease_id": b["lease_id"], "error": {"message": "y"}, "retryable": False}]
+    items = [
+        {"id": a["id"], "lease_id": a["lease_id"], "error": {"message": "x"}, "retry_in_seconds": 0},
+        {"id": b["id"], "lease_id": b["lease_id"], "error": {"message": "y"}, "retryable": False},
+    ]
     response = await api.c.post("/v1/nacks", json={"items": items})
     assert [r["ok"] for r in response.json()["results"]] == [True, True]
     assert (await api.get(a["id"]))["state"] == "retrying"

@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-
 from jobbroker.core.errors import BrokerError
 from jobbroker.core.models import NewJob
 from jobbroker.core.states import TRANSITIONS, Event, JobState
@@ -68,14 +67,17 @@ async def _expire(store: JobStore, pool: asyncpg.Pool, job_id: int, last_attempt
     if last_attempt:
         await pool.execute("UPDATE job SET max_attempts = attempts WHERE id = $1 AND attempts > 0", job_id)
     await pool.execute(
-        "UPDATE job SET lease_expires_at = now() - interval '1 second' WHERE id = $1 AND state = 'active'", job_id)
+        "UPDATE job SET lease_expires_at = now() - interval '1 second' WHERE id = $1 AND state = 'active'", job_id
+    )
     await store.expire_leases(100)
 
 
 # CANCEL and REQUEST_CANCEL are one operation: which one happens depends on the state.
-EXPECTED_OTHERWISE = {(JobState.ACTIVE, Event.CANCEL): JobState.ACTIVE,
-                      (JobState.PENDING, Event.REQUEST_CANCEL): JobState.CANCELLED,
-                      (JobState.RETRYING, Event.REQUEST_CANCEL): JobState.CANCELLED}
+EXPECTED_OTHERWISE = {
+    (JobState.ACTIVE, Event.CANCEL): JobState.ACTIVE,
+    (JobState.PENDING, Event.REQUEST_CANCEL): JobState.CANCELLED,
+    (JobState.RETRYING, Event.REQUEST_CANCEL): JobState.CANCELLED,
+}
 
 
 @pytest.mark.parametrize("state", list(JobState))
