@@ -3,6 +3,7 @@ every other pair changes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,10 +58,8 @@ async def apply(store: JobStore, pool: asyncpg.Pool, event: Event, job: dict[str
         Event.REQUEST_CANCEL: lambda: store.cancel(job_id),
         Event.REPLAY: lambda: store.replay(job_id),
     }
-    try:
+    with contextlib.suppress(BrokerError):
         await actions[event]()
-    except BrokerError:
-        pass
 
 
 async def _expire(store: JobStore, pool: asyncpg.Pool, job_id: int, last_attempt: bool = False) -> None:

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from jobbroker.api.deps import BrokerDep
+from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.routes.jobs import page
 from jobbroker.api.schemas import AwareDatetime, CountOut, DeadSelectionRequest, JobPage
 from jobbroker.core.models import DeadSelection, JobFilter, parse_job_id
 from jobbroker.core.states import JobState
 
-router = APIRouter(tags=["dlq"])
+router = APIRouter(tags=["dlq"], responses=responses())
 
 
 @router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs")

@@ -24,7 +24,7 @@ from jobbroker.core.errors import InvalidInput
 from jobbroker.core.models import JobFilter
 from jobbroker.core.states import JobState
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=responses())
 CorrelationHeader = Annotated[
     str | None, Header(alias="X-Correlation-ID", max_length=255, description="Stored as the job's correlation_id.")
 ]

@@ -22,7 +22,7 @@ from jobbroker.api.schemas import (
 )
 from jobbroker.core.models import Settle, parse_job_id
 
-router = APIRouter(tags=["leases"])
+router = APIRouter(tags=["leases"], responses=responses())
 
 
 @router.post("/v1/queues/{queue}/leases", response_model=LeaseOut, summary="Lease jobs")

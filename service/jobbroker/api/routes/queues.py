@@ -6,10 +6,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from jobbroker.api.deps import BrokerDep, QueueName
+from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import QueueList, QueueOut, QueuePatch
 
-router = APIRouter(tags=["queues"])
+router = APIRouter(tags=["queues"], responses=responses())
 # Wire names of the settings that differ from the store's.
 RENAMED = {"retention_seconds": "retention", "dead_retention_seconds": "dead_retention"}
 

@@ -1,0 +1,35 @@
+"""Settings: environment names, nested groups, and refusal of absurd values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from jobbroker.settings import Settings
+
+
+def test_defaults_bind_loopback_8080_without_a_database_url() -> None:
+    settings = Settings()
+    assert (settings.host, settings.port, settings.database_url) == ("127.0.0.1", 8080, None)
+    assert settings.jobs.max_payload_bytes == 256 * 1024
+
+
+def test_environment_sets_flat_and_nested_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBBROKER_DATABASE_URL", "postgresql://u:secret@db/x")
+    monkeypatch.setenv("JOBBROKER_PORT", "9000")
+    monkeypatch.setenv("JOBBROKER_JOBS__MAX_ATTEMPTS", "12")
+    monkeypatch.setenv("JOBBROKER_LEASE__REAPER_INTERVAL_S", "0.25")
+    settings = Settings()
+    assert settings.port == 9000 and settings.jobs.max_attempts == 12 and settings.lease.reaper_interval_s == 0.25
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"port": 70000}, {"jobs": {"max_attempts": 0}}, {"jobs": {"backoff_initial_s": 10, "backoff_max_s": 1}},
+     {"db": {"pool_min_size": 10, "pool_max_size": 2}}, {"lease": {"reaper_interval_s": 0}},
+     {"log_format": "xml"}],
+)
+def test_absurd_values_are_refused_at_startup(overrides: dict) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**overrides)
