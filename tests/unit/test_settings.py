@@ -15,13 +15,13 @@ def test_defaults_bind_loopback_8080_without_a_database_url() -> None:
 
 
 def test_environment_sets_flat_and_nested_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JOBBROKER_DATABASE_URL", "postgresql://u:secret@db/x")
+    monkeypatch.setenv("JOBBROKER_DATABASE_URL", "postgresql://u:hunter2pw@db/x")
     monkeypatch.setenv("JOBBROKER_PORT", "9000")
     monkeypatch.setenv("JOBBROKER_JOBS__MAX_ATTEMPTS", "12")
     monkeypatch.setenv("JOBBROKER_LEASE__REAPER_INTERVAL_S", "0.25")
     settings = Settings()
     assert settings.port == 9000 and settings.jobs.max_attempts == 12 and settings.lease.reaper_interval_s == 0.25
-    assert "secret" not in repr(settings)
+    assert "hunter2pw" not in repr(settings)
 
 
 @pytest.mark.parametrize(

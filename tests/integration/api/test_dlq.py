@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from conftest import Api
+from support import Api
 
 
 async def test_list_filters_and_paginates_newest_first(api: Api) -> None:

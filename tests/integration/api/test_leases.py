@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-from conftest import Api
+from support import Api
 
 
 async def test_lease_hands_out_a_job_with_its_lease(api: Api) -> None:

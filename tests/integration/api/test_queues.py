@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from conftest import Api
+from support import Api
 
 
 async def test_stats_count_jobs_by_state(api: Api, pool: asyncpg.Pool) -> None:

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from conftest import Api
+from support import Api
 
 
 async def expire_lease(pool: asyncpg.Pool, job_id: str) -> None:

@@ -91,14 +91,15 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
--- Wake long-polling leases: one notification per queue that gained a job ready now.
+-- Wake long-polling leases: one notification per queue that gained a waiting job. Delayed ones
+-- count too: a woken lease that finds nothing due sleeps until the earliest run_at.
 -- Statement-level with a transition table, so a batch of 1000 costs one notification.
 CREATE FUNCTION job_notify_ready() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     ready_queue text;
 BEGIN
     FOR ready_queue IN
-        SELECT DISTINCT queue FROM changed WHERE state IN ('pending', 'retrying') AND run_at <= now()
+        SELECT DISTINCT queue FROM changed WHERE state IN ('pending', 'retrying')
     LOOP
         PERFORM pg_notify('jobbroker_ready', ready_queue);
     END LOOP;
