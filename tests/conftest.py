@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+
 from jobbroker.app import create_app
 from jobbroker.settings import Settings
 from jobbroker.store import migrate

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import jobbroker_client as jb
 import pytest
+
+import jobbroker_client as jb
 
 JOB = {
     "id": "42",

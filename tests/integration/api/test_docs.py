@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+
 from jobbroker.app import create_app
 from jobbroker.settings import Settings
 

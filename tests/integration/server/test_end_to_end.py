@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+
 from jobbroker.store.db import plain_url
 from support import BrokerProcess, TcpProxy, eventually
 

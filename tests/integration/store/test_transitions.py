@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+
 from jobbroker.core.errors import BrokerError
 from jobbroker.core.models import NewJob
 from jobbroker.core.states import TRANSITIONS, Event, JobState
