@@ -13,9 +13,10 @@ from fastapi.routing import APIRoute
 from jobbroker import __version__
 from jobbroker.api import docs, problems
 from jobbroker.api.limits import BodySizeLimit
-from jobbroker.api.routes import dlq, health, jobs, leases, queues
+from jobbroker.api.routes import dlq, health, jobs, leases, queues, subscriptions
 from jobbroker.broker import Broker
 from jobbroker.maintenance.loops import cleaner, every, reaper
+from jobbroker.push.dispatcher import Dispatcher
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
 from jobbroker.store.db import Database
@@ -32,6 +33,7 @@ TAGS = [
     {"name": "leases", "description": "The worker protocol: lease, heartbeat, ack, nack."},
     {"name": "dlq", "description": "Dead jobs: inspect, replay, purge."},
     {"name": "queues", "description": "Queue statistics and settings."},
+    {"name": "subscriptions", "description": "Push mode: jobs POSTed to subscriber URLs as signed webhooks."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -63,9 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             ),
         ]
+        dispatcher = Dispatcher(broker, settings.push) if settings.push.enabled else None
+        if dispatcher is not None:
+            await dispatcher.start()
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             for task in loops:
                 task.cancel()
             for task in loops:
@@ -85,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (jobs, leases, dlq, queues, health):
+    for module in (jobs, leases, dlq, queues, subscriptions, health):
         app.include_router(module.router)
     docs.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -18,6 +18,7 @@ from jobbroker.store.db import Database
 from jobbroker.store.job import Job, JobStore
 from jobbroker.store.notify import ReadyHub
 from jobbroker.store.queue import QueueStore
+from jobbroker.store.subscription import SubscriptionStore
 
 # How far past a delayed job's run_at a waiter wakes, so the job is surely due when it looks.
 DUE_SLACK_S = 0.005
@@ -31,6 +32,7 @@ class Broker:
         self.db = db
         self.jobs = JobStore(db, settings.jobs, settings.lease.default_visibility_timeout_s)
         self.queues = QueueStore(db)
+        self.subscriptions = SubscriptionStore(db)
         self.hub = ReadyHub(db.url)
         self.stopping = asyncio.Event()
 

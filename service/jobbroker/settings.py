@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,31 @@ class MaintenanceSettings(BaseModel):
     cleaner_batch: int = Field(5000, ge=1, le=100_000)
 
 
+class PushSettings(BaseModel):
+    """Webhook push delivery (JOBBROKER_PUSH__*); see docs/push.md."""
+
+    # Run the dispatcher in this replica (API-only replicas may turn it off).
+    enabled: bool = True
+    # Subscriber addresses: any globally routable one when allow_public, plus these networks.
+    # Loopback is allowed for development; production sets allowed_networks to [] or its own.
+    allow_public: bool = True
+    allowed_networks: tuple[IPvAnyNetwork, ...] = Field(("127.0.0.0/8", "::1/128"), validate_default=True)
+    # When not empty, subscriber hosts must match one of these ("hooks.example.com", "*.example.com").
+    allowed_hosts: tuple[str, ...] = ()
+    require_https: bool = False
+    secret_rotation_overlap_s: int = Field(86_400, ge=0, le=30 * 86_400)
+    # A push lease lasts the subscription's timeout plus this, so the reaper only takes lost deliveries.
+    lease_margin_s: int = Field(10, ge=1, le=3600)
+    # A safety net: NOTIFY wakes dispatchers; this re-polls (and finds room freed in other replicas).
+    poll_interval_s: float = Field(1.0, gt=0, le=60)
+    refresh_interval_s: float = Field(5.0, gt=0, le=300)
+    max_result_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
+    error_body_chars: int = Field(500, ge=0, le=10_000)
+    max_retry_after_s: float = Field(86_400, ge=0, le=366 * 86_400)
+    max_keepalive_connections: int = Field(100, ge=0, le=10_000)
+    shutdown_grace_s: float = Field(5.0, ge=0, le=600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBBROKER_", env_nested_delimiter="__", extra="ignore", frozen=True)
 
@@ -58,6 +83,7 @@ class Settings(BaseSettings):
     jobs: JobDefaults = JobDefaults()
     db: DbSettings = DbSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    push: PushSettings = PushSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

@@ -3,10 +3,12 @@
 BrokerError
 ├── JobNotFound          404 job_not_found
 ├── NotFound             404 not_found
+├── SubscriptionNotFound 404 subscription_not_found
 ├── LeaseLost            409 lease_lost
 ├── InvalidState         409 invalid_state
 ├── PayloadTooLarge      413 payload_too_large
 ├── InvalidInput         422 validation_error
+├── UrlNotAllowed        422 url_not_allowed
 ├── Unauthorized         401 unauthorized
 ├── Forbidden            403 forbidden
 └── DatabaseUnavailable  503 database_unavailable
@@ -36,6 +38,10 @@ class NotFound(BrokerError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class SubscriptionNotFound(BrokerError):
+    status, code, title = 404, "subscription_not_found", "Subscription not found"
+
+
 class LeaseLost(BrokerError):
     status, code, title = 409, "lease_lost", "Lease lost"
 
@@ -50,6 +56,10 @@ class PayloadTooLarge(BrokerError):
 
 class InvalidInput(BrokerError):
     status, code, title = 422, "validation_error", "Validation error"
+
+
+class UrlNotAllowed(BrokerError):
+    status, code, title = 422, "url_not_allowed", "Subscriber URL not allowed"
 
 
 class Unauthorized(BrokerError):

@@ -1,0 +1,1 @@
+"""Push delivery: subscriptions' jobs POSTed to their URLs as Standard Webhooks."""

@@ -1,0 +1,141 @@
+"""Push subscriptions: one method per named query in sql/subscription.sql."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from jobbroker.core.errors import SubscriptionNotFound
+from jobbroker.core.push import NewSubscription, PushTarget, push_worker_id
+from jobbroker.store.db import Database
+from jobbroker.store.queries import load
+
+Q = load("subscription")
+Subscription = dict[str, Any]
+# API field name -> column, for the settings a PATCH may change.
+SETTABLE = {
+    "url": "url",
+    "types": "types",
+    "max_concurrency": "max_concurrency",
+    "timeout_seconds": "timeout_s",
+    "paused": "paused",
+    "description": "description",
+}
+
+
+def public_subscription(row: asyncpg.Record) -> Subscription:
+    """The API's view of a subscription: string id, seconds for durations, never a secret."""
+    return {
+        "id": str(row["id"]),
+        "queue": row["queue"],
+        "url": row["url"],
+        "types": row["types"],
+        "max_concurrency": row["max_concurrency"],
+        "timeout_seconds": row["timeout_s"],
+        "paused": row["paused"],
+        "description": row["description"],
+        "secret_rotated_at": row["secret_rotated_at"],
+        "previous_secret_expires_at": row["previous_secret_expires_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _with_secret(row: asyncpg.Record) -> Subscription:
+    return {**public_subscription(row), "secret": row["secret"]}
+
+
+class SubscriptionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, new: NewSubscription) -> Subscription:
+        """Store a subscription; the answer carries its secret (the only read that does, with rotate)."""
+        q = Q["subscription_create"]
+        args = {
+            "queue": new.queue,
+            "url": new.url,
+            "types": list(new.types) if new.types is not None else None,
+            "secret": new.secret,
+            "max_concurrency": new.max_concurrency,
+            "timeout_s": new.timeout_s,
+            "paused": new.paused,
+            "description": new.description,
+        }
+        async with self.db.connection() as conn:
+            return _with_secret(await conn.fetchrow(q.sql, *q.args(args)))
+
+    async def get(self, subscription_id: int) -> Subscription:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["subscription_get"].sql, subscription_id)
+        return public_subscription(_found(row, subscription_id))
+
+    async def list(self, queue: str | None, after_id: int | None, limit: int) -> list[Subscription]:
+        q = Q["subscription_list"]
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(q.sql, *q.args({"queue": queue, "after_id": after_id, "limit": limit}))
+        return [public_subscription(r) for r in rows]
+
+    async def update(self, subscription_id: int, changes: dict[str, Any]) -> Subscription:
+        """Apply the given settings (API field names); a key absent from `changes` stays as it was."""
+        args: dict[str, Any] = {"id": subscription_id}
+        for field, column in SETTABLE.items():
+            args[column] = changes.get(field)
+            args[f"set_{column}"] = field in changes
+        if args["types"] is not None:
+            args["types"] = list(args["types"])
+        q = Q["subscription_update"]
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(q.sql, *q.args(args))
+        return public_subscription(_found(row, subscription_id))
+
+    async def delete(self, subscription_id: int) -> None:
+        async with self.db.connection() as conn:
+            _found(await conn.fetchrow(Q["subscription_delete"].sql, subscription_id), subscription_id)
+
+    async def rotate_secret(self, subscription_id: int, secret: str, overlap_s: int) -> Subscription:
+        q = Q["subscription_rotate_secret"]
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(q.sql, *q.args({"id": subscription_id, "secret": secret, "overlap_s": overlap_s}))
+        return _with_secret(_found(row, subscription_id))
+
+    async def enabled(self) -> list[tuple[int, str]]:
+        """(id, queue) of every subscription that is not paused."""
+        async with self.db.connection() as conn:
+            return [(r["id"], r["queue"]) for r in await conn.fetch(Q["subscription_enabled"].sql)]
+
+    @asynccontextmanager
+    async def claim(self, subscription_id: int) -> AsyncIterator[PushTarget | None]:
+        """Hold the subscription's row lock while the caller leases for it; None once it is gone.
+
+        The caller's lease runs on another connection and commits before this lock is released, so
+        the next claimer in any replica counts those jobs as active.
+        """
+        async with self.db.transaction() as conn:
+            row = await conn.fetchrow(Q["subscription_lock"].sql, subscription_id)
+            if row is None:
+                yield None
+                return
+            count = Q["subscription_active_count"]
+            args = {"queue": row["queue"], "worker_id": push_worker_id(subscription_id)}
+            active = await conn.fetchval(count.sql, *count.args(args))
+            yield PushTarget(
+                id=row["id"],
+                queue=row["queue"],
+                url=row["url"],
+                types=tuple(row["types"]) if row["types"] is not None else None,
+                max_concurrency=row["max_concurrency"],
+                timeout_s=row["timeout_s"],
+                paused=row["paused"],
+                signing_secrets=tuple(row["signing_secrets"]),
+                active=active,
+            )
+
+
+def _found(row: asyncpg.Record | None, subscription_id: int) -> asyncpg.Record:
+    if row is None:
+        raise SubscriptionNotFound(f"no subscription with id {subscription_id}")
+    return row
