@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from jobbroker.core.models import Backoff, NewJob
 from jobbroker.core.states import JobState
@@ -101,8 +101,19 @@ class EnqueueRequest(Strict):
         )
 
 
-class EnqueueBatchRequest(Strict):
-    jobs: list[EnqueueRequest] = Field(min_length=1, max_length=1000)
+class Batch(Strict):
+    """A batch body: an object holding the list, or the bare list itself."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {next(iter(cls.model_fields)): data}
+        return data
+
+
+class EnqueueBatchRequest(Batch):
+    jobs: list[EnqueueRequest] = Field(min_length=1, max_length=1000, validation_alias=AliasChoices("jobs", "items"))
 
 
 class LeaseRequest(Strict):
@@ -136,7 +147,7 @@ class AckRequest(Strict):
 
 
 class ErrorIn(Strict):
-    message: str = Field(max_length=10_000)
+    message: str = Field("unspecified error", max_length=10_000)
     type: str | None = Field(None, max_length=200)
     details: Any = None
 
@@ -156,7 +167,7 @@ class NackRequest(Strict):
     )
 
     lease_id: LeaseId
-    error: ErrorIn
+    error: ErrorIn = Field(default_factory=ErrorIn)
     retryable: bool = True
     retry_in_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
 
@@ -169,12 +180,12 @@ class NackItem(NackRequest):
     id: JobId
 
 
-class AckBatchRequest(Strict):
-    items: list[AckItem] = Field(min_length=1, max_length=1000)
+class AckBatchRequest(Batch):
+    items: list[AckItem] = Field(min_length=1, max_length=1000, validation_alias=AliasChoices("items", "acks"))
 
 
-class NackBatchRequest(Strict):
-    items: list[NackItem] = Field(min_length=1, max_length=1000)
+class NackBatchRequest(Batch):
+    items: list[NackItem] = Field(min_length=1, max_length=1000, validation_alias=AliasChoices("items", "nacks"))
 
 
 class DeadSelectionRequest(Strict):

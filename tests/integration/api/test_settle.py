@@ -217,3 +217,24 @@ async def test_result_over_the_payload_limit_is_refused(api: Api) -> None:
     response = await api.ack(job, result="x" * (300 * 1024))
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
     assert (await api.get(job["id"]))["state"] == "active"
+
+
+async def test_batch_bodies_may_be_bare_lists_or_named_lists(api: Api) -> None:
+    created = await api.c.post("/v1/queues/q/jobs:batch", json=[{"type": "t"}] * 3)
+    assert created.status_code == 201 and len(created.json()["jobs"]) == 3
+    a, b, c = await api.lease(max_jobs=3)
+    bare = await api.c.post("/v1/acks", json=[{"id": a["id"], "lease_id": a["lease_id"]}])
+    named = await api.c.post("/v1/acks", json={"acks": [{"id": b["id"], "lease_id": b["lease_id"]}]})
+    nacked = await api.c.post(
+        "/v1/nacks", json={"nacks": [{"id": c["id"], "lease_id": c["lease_id"], "retryable": False}]}
+    )
+    assert [r.json()["results"][0]["ok"] for r in (bare, named, nacked)] == [True, True, True]
+    assert (await api.get(c["id"]))["errors"][0]["error"]["message"] == "unspecified error"
+
+
+async def test_an_expired_lease_is_ready_again_at_once(api: Api, pool: asyncpg.Pool) -> None:
+    await api.enqueue(backoff={"initial_seconds": 3600})
+    job = await api.lease_one()
+    await expire_lease(pool, job["id"])
+    again = await api.lease(wait_seconds=5)
+    assert [j["id"] for j in again] == [job["id"]] and again[0]["attempt"] == 2

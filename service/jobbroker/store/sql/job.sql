@@ -91,8 +91,9 @@ WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.id = i.id)
 ORDER BY ord;
 
 -- name: job_expire_leases
--- The reaper: a lease that ran out is a failed attempt ("stalled"). SKIP LOCKED lets every
--- replica run this at once without waiting on each other or on a worker's concurrent ack.
+-- The reaper: a lease that ran out is a failed attempt ("stalled"). The job is ready again at
+-- once, as a message is visible again when its visibility timeout ends: the timeout was the wait.
+-- SKIP LOCKED lets every replica run this at once without waiting on each other or on an ack.
 WITH expired AS (
     SELECT id FROM job
     WHERE state = 'active' AND lease_expires_at <= now()
@@ -106,10 +107,7 @@ decided AS (
 )
 UPDATE job j
 SET state = d.next_state,
-    run_at = CASE WHEN d.next_state = 'retrying'
-             THEN now() + make_interval(secs => job_backoff_s(j.attempts, j.backoff_initial_s,
-                                        j.backoff_max_s, j.backoff_multiplier, j.backoff_jitter))
-             ELSE j.run_at END,
+    run_at = CASE WHEN d.next_state = 'retrying' THEN now() ELSE j.run_at END,
     finished_at = CASE WHEN d.next_state = 'retrying' THEN NULL ELSE now() END,
     lease_expires_at = NULL,
     updated_at = now(),
