@@ -120,6 +120,7 @@ class JobStore:
             "max_jobs": max_jobs,
             "visibility_timeout_s": visibility_timeout_s,
             "types": types,
+            "limits_checked": False,
         }
         async with self.db.connection() as conn:
             rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
@@ -131,10 +132,8 @@ class JobStore:
     async def _lease_limited(self, queue: str, args: dict[str, Any]) -> list[asyncpg.Record]:
         async with self.db.transaction() as conn:
             limits = await conn.fetchrow(QUEUE_Q["queue_lock_limits"].sql, queue)
-            if limits is None or limits["paused"]:
-                return []
-            if limits["max_concurrency"] is None and limits["rate_limit_per_s"] is None:
-                return []  # unlimited: the plain lease already found nothing
+            if limits is None:
+                return []  # paused, or unlimited and the plain lease already found nothing
             allowance = args["max_jobs"]
             if limits["max_concurrency"] is not None:
                 active = await conn.fetchval(Q["job_count_active"].sql, queue)
@@ -143,8 +142,8 @@ class JobStore:
                 allowance = min(allowance, int(limits["rate_tokens"]))
             if allowance <= 0:
                 return []
-            q = Q["job_lease_limited"]
-            rows = await conn.fetch(q.sql, *q.args({**args, "max_jobs": allowance}))
+            q = Q["job_lease"]
+            rows = await conn.fetch(q.sql, *q.args({**args, "max_jobs": allowance, "limits_checked": True}))
             if rows and limits["rate_limit_per_s"] is not None:
                 spend = QUEUE_Q["queue_spend_tokens"]
                 await conn.execute(spend.sql, *spend.args({"name": queue, "spent": len(rows)}))

@@ -142,33 +142,15 @@ RETURNING id, lease_expires_at, cancel_requested;
 -- name: job_lease
 -- Take up to :max_jobs ready jobs. SKIP LOCKED over the job_ready index lets concurrent leases
 -- take disjoint jobs without waiting; the ORDER BY matches that index (priority, run_at, id).
--- Paused and rate- or concurrency-limited queues take the serialized path (job_lease_limited).
+-- Paused and rate- or concurrency-limited queues are skipped unless the caller holds the queue's
+-- row lock and has sized :max_jobs to the limits (:limits_checked).
 WITH ready AS (
     SELECT id FROM job
     WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
       AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
-      AND NOT EXISTS (
+      AND (CAST(:limits_checked AS boolean) OR NOT EXISTS (
           SELECT 1 FROM queue q WHERE q.name = :queue
-            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
-    ORDER BY priority, run_at, id
-    LIMIT :max_jobs
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE job j
-SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
-    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
-    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
-    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
-FROM ready
-WHERE j.id = ready.id
-RETURNING j.*;
-
--- name: job_lease_limited
--- The same lease with an explicit limit, for a queue whose row the caller has locked.
-WITH ready AS (
-    SELECT id FROM job
-    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
-      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL)))
     ORDER BY priority, run_at, id
     LIMIT :max_jobs
     FOR UPDATE SKIP LOCKED

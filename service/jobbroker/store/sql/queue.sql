@@ -20,8 +20,8 @@ SET rate_tokens = CASE WHEN rate_limit_per_s IS NULL THEN 0
                   ELSE least(rate_limit_per_s, rate_tokens
                              + rate_limit_per_s * extract(epoch FROM now() - rate_refilled_at)) END,
     rate_refilled_at = now()
-WHERE name = :name
-RETURNING paused, max_concurrency, rate_limit_per_s, rate_tokens;
+WHERE name = :name AND NOT paused AND (max_concurrency IS NOT NULL OR rate_limit_per_s IS NOT NULL)
+RETURNING max_concurrency, rate_limit_per_s, rate_tokens;
 
 -- name: queue_spend_tokens
 -- Take the leased count out of the rate-limit bucket.
