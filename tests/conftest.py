@@ -124,7 +124,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def client(app: Any, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     """The in-process API over an emptied database."""
-    await pool.execute("TRUNCATE job, queue, subscription")
+    # Subscriptions first and alone: a push claim locks its subscription's row, then reads job.
+    await pool.execute("TRUNCATE subscription")
+    await pool.execute("TRUNCATE job, queue")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://broker") as c:
         yield c

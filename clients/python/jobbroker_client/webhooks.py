@@ -25,7 +25,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_TOLERANCE_SECONDS", "PushDelivery", "WebhookVerificationError", "fastapi_dependency", "sign", "verify"]
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "PushDelivery",
+    "WebhookVerificationError",
+    "fastapi_dependency",
+    "sign",
+    "verify",
+]
 
 DEFAULT_TOLERANCE_SECONDS = 300
 _PREFIX = "whsec_"

@@ -108,11 +108,12 @@ def _host_matches(host: str, pattern: str) -> bool:
 
 
 def _forms(address: Address) -> Iterable[Address]:
-    """The address and the IPv4 addresses an IPv6 one carries (mapped, 6to4, NAT64)."""
+    """An IPv4-mapped address is its IPv4 address; other IPv6 ones also carry one (6to4, NAT64)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        yield address.ipv4_mapped
+        return
     yield address
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            yield address.ipv4_mapped
         if address.sixtofour is not None:
             yield address.sixtofour
         if address in NAT64:
