@@ -192,5 +192,30 @@ async def test_types_filter_and_pause(client: httpx.AsyncClient, receivers, queu
     assert [r.json["type"] for r in receiver.requests] == ["wanted"]
 
 
+async def test_deleting_a_subscription_lets_its_delivery_in_flight_finish(
+    client: httpx.AsyncClient, receivers, queue_name: str
+) -> None:
+    release = asyncio.Event()
+
+    async def held(_r: Received, _n: int) -> Response:
+        await release.wait()
+        return JSONResponse({"late": True})
+
+    receiver = await receivers(held)
+    sub = await subscribe(client, queue_name, receiver.url)
+    job = await enqueue(client, queue_name)
+    try:
+        await eventually(lambda: _async(len(receiver.requests) == 1))
+        assert (await client.delete(f"/v1/subscriptions/{sub['id']}")).status_code == 204
+    finally:
+        release.set()
+    done = await job_in(client, job["id"], "succeeded")
+    assert done["result"] == {"late": True}
+    later = await enqueue(client, queue_name)
+    await asyncio.sleep(0.3)  # nobody should deliver it: give a stale runner a chance to misbehave
+    assert (await client.get(f"/v1/jobs/{later['id']}")).json()["state"] == "pending"
+    assert len(receiver.requests) == 1
+
+
 async def _async(value: bool) -> bool:
     return value

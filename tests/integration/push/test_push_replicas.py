@@ -105,3 +105,35 @@ async def test_allowed_hosts_restrict_subscriber_names(fresh_database) -> None:
         assert allowed.status_code == 201
         refused = await client.post("/v1/subscriptions", json={"queue": "q", "url": "http://127.0.0.1:9/"})
         assert refused.status_code == 422 and "allowed hosts" in refused.json()["detail"]
+
+
+async def test_shutdown_interrupts_a_delivery_past_the_grace_period_and_frees_the_job(
+    fresh_database, receivers
+) -> None:
+    release = asyncio.Event()
+
+    async def hang(_r: Received, _n: int) -> Response:
+        await release.wait()
+        return JSONResponse({})
+
+    receiver = await receivers(hang)
+    database_url = await fresh_database()
+
+    async def arrived() -> bool:
+        return len(receiver.requests) == 1
+
+    try:
+        async with broker_app(database_url, shutdown_grace_s=0.1) as client:
+            await subscribe(client, "q", receiver.url, timeout_seconds=60)
+            job = await enqueue(client, "q")
+            await eventually(arrived)
+    finally:
+        release.set()
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        row = await conn.fetchrow("SELECT state, run_at <= now() AS due, errors FROM job WHERE id = $1", int(job["id"]))
+    finally:
+        await conn.close()
+    # Not left active until its 70 s lease runs out: ready again at once, the attempt counted.
+    assert row["state"] == "retrying" and row["due"]
+    assert '"interrupted"' in row["errors"]
