@@ -56,9 +56,7 @@ class AsyncClient(BaseClient):
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -114,9 +112,7 @@ class AsyncClient(BaseClient):
         )
         return await self._run(ops.enqueue(queue, spec))
 
-    async def enqueue_many(
-        self, queue: str, jobs: Iterable[JobSpec | Mapping[str, Any]]
-    ) -> list[EnqueuedJob]:
+    async def enqueue_many(self, queue: str, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[EnqueuedJob]:
         """Add up to 1000 jobs in one transaction (all or none); answers in input order."""
         return await self._run(ops.enqueue_many(queue, jobs))
 
@@ -174,9 +170,7 @@ class AsyncClient(BaseClient):
         cursor: str | None = None,
     ) -> Page[Job]:
         return await self._run(
-            ops.list_dlq(
-                queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor
-            )
+            ops.list_dlq(queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor)
         )
 
     def iter_dlq(self, **filters: Any) -> AsyncIterator[Job]:
@@ -283,9 +277,7 @@ class AsyncClient(BaseClient):
         visibility_timeout_seconds: float | None = None,
     ) -> Heartbeat:
         return await self._run(
-            ops.heartbeat(
-                job_id, lease_id, progress=progress, visibility_timeout_seconds=visibility_timeout_seconds
-            )
+            ops.heartbeat(job_id, lease_id, progress=progress, visibility_timeout_seconds=visibility_timeout_seconds)
         )
 
     async def ack(self, job_id: str, lease_id: str, result: Any = None) -> Job:

@@ -62,9 +62,7 @@ class BaseClient:
             args["headers"] = dict(call.headers)
         return args
 
-    def _retry_delay(
-        self, call: Call[Any], attempt: int, outcome: httpx.Response | Exception
-    ) -> float | None:
+    def _retry_delay(self, call: Call[Any], attempt: int, outcome: httpx.Response | Exception) -> float | None:
         """Seconds to wait before resending `call`, or None to give up and report `outcome`."""
         if attempt >= self.retries:
             return None

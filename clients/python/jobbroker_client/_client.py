@@ -56,9 +56,7 @@ class Client(BaseClient):
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -172,9 +170,7 @@ class Client(BaseClient):
         cursor: str | None = None,
     ) -> Page[Job]:
         return self._run(
-            ops.list_dlq(
-                queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor
-            )
+            ops.list_dlq(queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor)
         )
 
     def iter_dlq(self, **filters: Any) -> Iterator[Job]:
@@ -208,9 +204,7 @@ class Client(BaseClient):
         limit: int | None = None,
     ) -> int:
         """Delete dead jobs chosen by ids or by filter; answers how many were deleted."""
-        return self._run(
-            ops.purge_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit)
-        )
+        return self._run(ops.purge_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit))
 
     # queues
 
@@ -281,9 +275,7 @@ class Client(BaseClient):
         visibility_timeout_seconds: float | None = None,
     ) -> Heartbeat:
         return self._run(
-            ops.heartbeat(
-                job_id, lease_id, progress=progress, visibility_timeout_seconds=visibility_timeout_seconds
-            )
+            ops.heartbeat(job_id, lease_id, progress=progress, visibility_timeout_seconds=visibility_timeout_seconds)
         )
 
     def ack(self, job_id: str, lease_id: str, result: Any = None) -> Job:
@@ -298,9 +290,7 @@ class Client(BaseClient):
         retryable: bool = True,
         retry_in_seconds: float | None = None,
     ) -> Job:
-        return self._run(
-            ops.nack(job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds)
-        )
+        return self._run(ops.nack(job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds))
 
     def ack_many(self, items: Iterable[AckItem | Mapping[str, Any]]) -> list[BatchItemResult]:
         return self._run(ops.ack_many(items))

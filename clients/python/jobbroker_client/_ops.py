@@ -271,9 +271,7 @@ def ack_many(items: Iterable[AckItem | Mapping[str, Any]]) -> Call[list[BatchIte
     for item in items:
         parsed = item if isinstance(item, AckItem) else AckItem.model_validate(item)
         bodies.append({"id": parsed.id, "lease_id": parsed.lease_id, "result": _jsonable(parsed.result)})
-    return Call(
-        "POST", "/v1/acks", _list_of(BatchItemResult, "results"), json={"items": bodies}, idempotent=True
-    )
+    return Call("POST", "/v1/acks", _list_of(BatchItemResult, "results"), json={"items": bodies}, idempotent=True)
 
 
 def nack_many(items: Iterable[NackItem | Mapping[str, Any]]) -> Call[list[BatchItemResult]]:
@@ -282,9 +280,7 @@ def nack_many(items: Iterable[NackItem | Mapping[str, Any]]) -> Call[list[BatchI
         if not isinstance(item, NackItem):
             item = NackItem.model_validate({**item, "error": error_body(item["error"])})
         bodies.append(item.model_dump(mode="json", exclude_none=True))
-    return Call(
-        "POST", "/v1/nacks", _list_of(BatchItemResult, "results"), json={"items": bodies}, idempotent=True
-    )
+    return Call("POST", "/v1/nacks", _list_of(BatchItemResult, "results"), json={"items": bodies}, idempotent=True)
 
 
 def health() -> Call[Any]:

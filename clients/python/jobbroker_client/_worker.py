@@ -31,6 +31,8 @@ H = TypeVar("H", bound=Handler)
 
 # Errors after which leasing can go on once the broker recovers; anything else stops the worker.
 TRANSIENT = (TransportError, ServerError, Conflict)
+# Pause between empty leases when long-polling is off (wait_seconds=0), so as not to spin.
+IDLE_POLL_SECONDS = 0.5
 
 
 class _Forced(Exception):
@@ -141,7 +143,12 @@ class Worker:
         logger.info("worker %s leasing from queue %r", self.worker_id, self.queue)
         settler = asyncio.create_task(self._settle_loop())
         try:
-            await self._lease_loop()
+            try:
+                await self._lease_loop()
+            except asyncio.CancelledError:
+                self._request_stop(force=True)
+                await self._drain()
+                raise
             await self._drain()
         finally:
             settler.cancel()
@@ -209,6 +216,8 @@ class Worker:
             failures = 0
             for job in jobs:
                 self._start(job)
+            if not jobs and not self.wait_seconds:
+                await self._sleep_unless_stopping(IDLE_POLL_SECONDS)
 
     async def _lease(self, max_jobs: int) -> list[LeasedJob]:
         # A graceful stop lets a long-poll in flight finish (its jobs then run within the grace
@@ -383,9 +392,11 @@ class Worker:
     async def _drain(self) -> None:
         if self._running:
             logger.info("waiting for %d running job(s)", len(self._running))
-            tasks = set(self._running.values())
+            everything = asyncio.gather(*self._running.values(), return_exceptions=True)
             forced = asyncio.ensure_future(self._forced.wait())
-            await asyncio.wait(tasks | {forced}, timeout=self.shutdown_grace_seconds)
+            await asyncio.wait(
+                {everything, forced}, timeout=self.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
             forced.cancel()
         still = list(self._running.values())
         if still:
