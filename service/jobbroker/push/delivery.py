@@ -8,9 +8,9 @@ Standard Webhooks spec asks of a resent message, so a receiver can deduplicate o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,20 +25,26 @@ from jobbroker.push.ssrf import AddressRefused
 RETRY_AFTER_STATUSES = (429, 503)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Limits:
     max_result_bytes: int
     error_body_chars: int
     max_retry_after_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """An ack (error is None) with the result to store, or a nack's error and retry time."""
+    """An ack (error is None) with the result to store, or a nack's error and retry time.
 
+    `status` is the answer's HTTP status, or the failure's kind (`timeout`, `connection_error`, ...)
+    when there was none; `seconds` the time from sending to the answer.
+    """
+
+    status: int | str
     result: Any = None
     error: dict[str, Any] | None = None
     retry_in_s: float | None = None
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -78,6 +84,14 @@ async def send(client: httpx.AsyncClient, target: PushTarget, job: dict[str, Any
     """POST the job within the subscription's timeout (connecting, sending and reading, all told)."""
     content = body(job)
     headers = request_headers(target, job, content, time.time())
+    started = time.monotonic()
+    outcome = await _post(client, target, content, headers, limits)
+    return dataclasses.replace(outcome, seconds=time.monotonic() - started)
+
+
+async def _post(
+    client: httpx.AsyncClient, target: PushTarget, content: bytes, headers: dict[str, str], limits: Limits
+) -> Outcome:
     try:
         async with asyncio.timeout(target.timeout_s):
             async with client.stream("POST", target.url, content=content, headers=headers) as response:
@@ -107,7 +121,7 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
 def outcome(response: httpx.Response, answer: bytes, limits: Limits) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
-        return Outcome(result=_json_result(response, answer, limits.max_result_bytes))
+        return Outcome(status, result=_json_result(response, answer, limits.max_result_bytes))
     snippet = answer[: limits.error_body_chars * 4].decode("utf-8", "replace")[: limits.error_body_chars]
     retry_in = None
     if status in RETRY_AFTER_STATUSES:
@@ -118,7 +132,7 @@ def outcome(response: httpx.Response, answer: bytes, limits: Limits) -> Outcome:
     details: dict[str, Any] = {"status": status, "body": snippet}
     if retry_in is not None:
         details["retry_after_seconds"] = retry_in
-    return _failure(f"http_{status}", message, retry_in, details)
+    return _failure(f"http_{status}", message, retry_in, details, status)
 
 
 def _json_result(response: httpx.Response, answer: bytes, limit: int) -> Any:
@@ -149,9 +163,13 @@ def retry_after_s(value: str | None, now: datetime) -> float | None:
 
 
 def _failure(
-    kind: str, message: str, retry_in_s: float | None = None, details: dict[str, Any] | None = None
+    kind: str,
+    message: str,
+    retry_in_s: float | None = None,
+    details: dict[str, Any] | None = None,
+    status: int | None = None,
 ) -> Outcome:
     error: dict[str, Any] = {"type": kind, "message": message}
     if details:
         error["details"] = details
-    return Outcome(error=error, retry_in_s=retry_in_s)
+    return Outcome(kind if status is None else status, error=error, retry_in_s=retry_in_s)

@@ -119,7 +119,8 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("push: delivering job %s failed", job["id"])
-            outcome = delivery.Outcome(error={"type": "internal_error", "message": "the broker failed to deliver"})
+            failed = {"type": "internal_error", "message": "the broker failed to deliver"}
+            outcome = delivery.Outcome("error", error=failed)
         await self._record(target, job, outcome)
 
     async def _record(self, target: PushTarget, job: dict[str, Any], outcome: delivery.Outcome) -> None:
