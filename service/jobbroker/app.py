@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from jobbroker import __version__
-from jobbroker.api import docs, problems
+from jobbroker import __version__, metrics
+from jobbroker.api import auth, docs, problems
 from jobbroker.api.limits import BodySizeLimit
+from jobbroker.api.request_context import RequestContext
 from jobbroker.api.routes import dlq, health, jobs, leases, queues, subscriptions
+from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.broker import Broker
+from jobbroker.keys import KeyRing
 from jobbroker.maintenance.loops import cleaner, every, reaper
 from jobbroker.push.dispatcher import Dispatcher
 from jobbroker.settings import Settings
@@ -44,19 +47,23 @@ def operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    api_keys = settings.api_keys.get_secret_value() if settings.api_keys is not None else None
+    keys = KeyRing.parse(api_keys, settings.api_keys_file)
+    metrics.configure(settings.metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.database_url is None:
             raise RuntimeError("JOBBROKER_DATABASE_URL is not set (`jobbroker serve` starts an embedded one)")
         url = settings.database_url.get_secret_value()
+        auth.warn_if_open(keys)
         if settings.db.migrate_on_start:
             await migrate.upgrade(url)
         broker = Broker(settings, Database(url, settings.db))
         await broker.start()
         app.state.broker = broker
         loops = [
-            asyncio.create_task(every(settings.lease.reaper_interval_s, reaper(broker.jobs), "reaper")),
+            asyncio.create_task(every(settings.lease.reaper_interval_s, reaper(broker.jobs, broker.expired), "reaper")),
             asyncio.create_task(
                 every(
                     settings.maintenance.cleaner_interval_s,
@@ -92,8 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (jobs, leases, dlq, queues, subscriptions, health):
+    for module in (jobs, leases, dlq, queues, subscriptions, health, metrics_routes):
         app.include_router(module.router)
     docs.install(app)
+    # Outermost last: the request id, then HTTP metrics, then authentication, then the body limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    auth.install(app, keys, metrics_open=not settings.metrics.require_auth)
+    metrics.instrument(app)
+    app.add_middleware(RequestContext, access=settings.log_access)
     return app

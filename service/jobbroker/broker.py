@@ -10,14 +10,16 @@ from typing import Any
 
 import orjson
 
+from jobbroker import events, metrics
 from jobbroker.core.errors import PayloadTooLarge
-from jobbroker.core.models import NewJob
+from jobbroker.core.models import DeadSelection, NewJob, Settle
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
 from jobbroker.store.db import Database
 from jobbroker.store.job import Job, JobStore
 from jobbroker.store.notify import ReadyHub
 from jobbroker.store.queue import QueueStore
+from jobbroker.store.stats import StatsStore
 from jobbroker.store.subscription import SubscriptionStore
 
 # How far past a delayed job's run_at a waiter wakes, so the job is surely due when it looks.
@@ -34,6 +36,7 @@ class Broker:
         self.queues = QueueStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.hub = ReadyHub(db.url)
+        self.gauges = metrics.QueueGauges(StatsStore(db).queue_depth, settings.metrics.refresh_s)
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -48,7 +51,9 @@ class Broker:
     async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
         for job in jobs:
             self.check_size(job.payload, "payload")
-        return await self.jobs.enqueue(queue, jobs)
+        answers = await self.jobs.enqueue(queue, jobs)
+        events.enqueued([job for job, duplicate in answers if not duplicate])
+        return answers
 
     def check_size(self, value: Any, what: str) -> None:
         limit = self.settings.jobs.max_payload_bytes
@@ -66,6 +71,20 @@ class Broker:
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[Job]:
         """Lease now, or wait up to `wait_s` for a notification or a delayed job to come due."""
+        jobs = await self._lease(queue, worker_id, max_jobs, visibility_timeout_s, wait_s, types, gone)
+        events.leased(jobs)
+        return jobs
+
+    async def _lease(
+        self,
+        queue: str,
+        worker_id: str,
+        max_jobs: int,
+        visibility_timeout_s: int | None,
+        wait_s: float,
+        types: list[str] | None,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> list[Job]:
         args = (queue, worker_id, max_jobs, visibility_timeout_s, types)
         if wait_s <= 0:
             return await self.jobs.lease(*args)
@@ -89,6 +108,76 @@ class Broker:
             return jobs
         finally:
             self.hub.unregister(queue, event)
+
+    async def heartbeat(
+        self, job_id: int, lease_id: str, visibility_timeout_s: int | None, progress: Any
+    ) -> dict[str, Any]:
+        self.check_size(progress, "progress")
+        return await self.jobs.heartbeat(job_id, lease_id, visibility_timeout_s, progress)
+
+    async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
+        """Finish a leased job; a repeat of the same ack answers the job again and counts nothing."""
+        self.check_size(result, "result")
+        job, settled = await self.jobs.settle_ack(job_id, lease_id, result)
+        if settled:
+            events.acked([job])
+        return job
+
+    async def nack(
+        self,
+        job_id: int,
+        lease_id: str,
+        error: dict[str, Any],
+        retryable: bool,
+        retry_in_s: float | None,
+        reason: str = metrics.ERROR,
+    ) -> Job:
+        """Fail an attempt. `reason` labels the failure in the metrics: `error` for a worker's nack,
+        `metrics.push_failure_reason(status)` for a push delivery."""
+        self.check_size(error, "error")
+        job, settled = await self.jobs.settle_nack(job_id, lease_id, error, retryable, retry_in_s)
+        if settled:
+            events.nacked([job], reason, [error.get("type")])
+        return job
+
+    async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        for item in items:
+            self.check_size(item.result, "result")
+        results, rows = await self.jobs.settle_ack_many(items)
+        events.acked(rows)
+        return results
+
+    async def nack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        for item in items:
+            self.check_size(item.error, "error")
+        results, rows = await self.jobs.settle_nack_many(items)
+        error_types = {i.id: (i.error or {}).get("type") for i in items}
+        events.nacked(rows, metrics.ERROR, [error_types.get(r["id"]) for r in rows])
+        return results
+
+    async def cancel(self, job_id: int) -> Job:
+        job = await self.jobs.cancel(job_id)
+        events.cancelled(job)
+        return job
+
+    async def replay(self, job_id: int) -> Job:
+        job = await self.jobs.replay(job_id)
+        events.replayed([job])
+        return job
+
+    async def replay_dead(self, selection: DeadSelection) -> int:
+        counts = await self.jobs.replay_dead_by_queue(selection)
+        events.replayed_in_bulk(counts)
+        return sum(counts.values())
+
+    async def purge_dead(self, selection: DeadSelection) -> int:
+        counts = await self.jobs.purge_dead_by_queue(selection)
+        events.purged_in_bulk(counts)
+        return sum(counts.values())
+
+    def expired(self, rows: list[Any]) -> None:
+        """The reaper's callback: leases that ran out (stalled workers)."""
+        events.expired(rows)
 
     def _poll_s(self, limited: bool) -> float:
         if limited or not self.hub.listening:

@@ -42,6 +42,19 @@ class MaintenanceSettings(BaseModel):
     cleaner_batch: int = Field(5000, ge=1, le=100_000)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus /metrics (JOBBROKER_METRICS__*); see docs/operations.md."""
+
+    # Ask for an API key with the `metrics` (or `admin`) scope on /metrics.
+    require_auth: bool = False
+    # Queue gauges are read from the database at scrape time, at most this often per process.
+    refresh_s: float = Field(2.0, ge=0, le=300)
+    # Label job metrics by job type as well as queue.
+    type_labels: bool = True
+    # Distinct queues (and types) labelled per process; later ones share the label `_other`.
+    max_label_values: int = Field(1000, ge=1, le=100_000)
+
+
 class PushSettings(BaseModel):
     """Webhook push delivery (JOBBROKER_PUSH__*); see docs/push.md."""
 
@@ -78,12 +91,19 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field("json", pattern="^(json|text)$")
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # One log line per HTTP request (method, path, status, duration, request id).
+    log_access: bool = False
+    # API key entries `sha256:<hex>:<scope>[+<scope>...]`, comma-separated, from `jobbroker keys create`;
+    # and/or a file of them, one per line. No entries at all turns authentication off.
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
 
     lease: LeaseSettings = LeaseSettings()
     jobs: JobDefaults = JobDefaults()
     db: DbSettings = DbSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     push: PushSettings = PushSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

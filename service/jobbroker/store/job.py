@@ -176,17 +176,28 @@ class JobStore:
         }
 
     async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
+        return (await self.settle_ack(job_id, lease_id, result))[0]
+
+    async def settle_ack(self, job_id: int, lease_id: str, result: Any) -> tuple[Job, bool]:
+        """The job, and whether this call acked it (false for a repeat of an earlier ack)."""
         async with self.db.connection() as conn:
             row = await conn.fetchrow(
                 Q["job_ack"].sql, *Q["job_ack"].args({"id": job_id, "lease_id": lease_id, "result": result})
             )
-            if row is None:
-                row = await self._already_settled(conn, job_id, lease_id, JobState.SUCCEEDED)
-        return public_job(row)
+            if row is not None:
+                return public_job(row), True
+            row = await self._already_settled(conn, job_id, lease_id, JobState.SUCCEEDED)
+        return public_job(row), False
 
     async def nack(
         self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
     ) -> Job:
+        return (await self.settle_nack(job_id, lease_id, error, retryable, retry_in_s))[0]
+
+    async def settle_nack(
+        self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
+    ) -> tuple[Job, bool]:
+        """The job, and whether this call nacked it (false for a repeat of an earlier nack)."""
         args = {
             "id": job_id,
             "lease_id": lease_id,
@@ -197,11 +208,16 @@ class JobStore:
         }
         async with self.db.connection() as conn:
             row = await conn.fetchrow(Q["job_nack"].sql, *Q["job_nack"].args(args))
-            if row is None:
-                row = await self._already_settled(conn, job_id, lease_id, None)
-        return public_job(row)
+            if row is not None:
+                return public_job(row), True
+            row = await self._already_settled(conn, job_id, lease_id, None)
+        return public_job(row), False
 
     async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        return (await self.settle_ack_many(items))[0]
+
+    async def settle_ack_many(self, items: list[Settle]) -> tuple[list[dict[str, Any]], list[asyncpg.Record]]:
+        """One outcome per item, and the rows this call acked (repeats excluded)."""
         q = Q["job_ack_many"]
         args = {
             "ids": [i.id for i in items],
@@ -209,10 +225,14 @@ class JobStore:
             "results": [None if i.result is None else _json(i.result) for i in items],
         }
         async with self.db.connection() as conn:
-            done = {r["id"] for r in await conn.fetch(q.sql, *q.args(args))}
-            return await self._outcomes(conn, items, done, JobState.SUCCEEDED)
+            rows = await conn.fetch(q.sql, *q.args(args))
+            return await self._outcomes(conn, items, {r["id"] for r in rows}, JobState.SUCCEEDED), rows
 
     async def nack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
+        return (await self.settle_nack_many(items))[0]
+
+    async def settle_nack_many(self, items: list[Settle]) -> tuple[list[dict[str, Any]], list[asyncpg.Record]]:
+        """One outcome per item, and the rows this call nacked (repeats excluded)."""
         q = Q["job_nack_many"]
         args = {
             "ids": [i.id for i in items],
@@ -223,8 +243,8 @@ class JobStore:
             "keep_errors": self.defaults.error_history,
         }
         async with self.db.connection() as conn:
-            done = {r["id"] for r in await conn.fetch(q.sql, *q.args(args))}
-            return await self._outcomes(conn, items, done, None)
+            rows = await conn.fetch(q.sql, *q.args(args))
+            return await self._outcomes(conn, items, {r["id"] for r in rows}, None), rows
 
     async def _outcomes(
         self, conn: asyncpg.Connection, items: list[Settle], done: set[int], settled_state: JobState | None
@@ -306,12 +326,19 @@ class JobStore:
         return public_job(row)
 
     async def replay_dead(self, selection: DeadSelection) -> int:
-        return await self._bulk_dead("job_replay_dead", selection)
+        return sum((await self.replay_dead_by_queue(selection)).values())
 
     async def purge_dead(self, selection: DeadSelection) -> int:
+        return sum((await self.purge_dead_by_queue(selection)).values())
+
+    async def replay_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
+        return await self._bulk_dead("job_replay_dead", selection)
+
+    async def purge_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
         return await self._bulk_dead("job_purge_dead", selection)
 
-    async def _bulk_dead(self, name: str, s: DeadSelection) -> int:
+    async def _bulk_dead(self, name: str, s: DeadSelection) -> dict[str, int]:
+        """How many jobs of each queue moved."""
         q = Q[name]
         args = {
             "ids": list(s.ids) if s.ids is not None else None,
@@ -323,7 +350,7 @@ class JobStore:
             "limit": s.limit,
         }
         async with self.db.connection() as conn:
-            return await conn.fetchval(q.sql, *q.args(args))
+            return {r["queue"]: r["n"] for r in await conn.fetch(q.sql, *q.args(args))}
 
     async def expire_leases(self, limit: int) -> list[asyncpg.Record]:
         q = Q["job_expire_leases"]

@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep
-from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.routes.jobs import page
 from jobbroker.api.schemas import AwareDatetime, CountOut, DeadSelectionRequest, JobPage
 from jobbroker.core.models import DeadSelection, JobFilter, parse_job_id
 from jobbroker.core.states import JobState
+from jobbroker.keys import Scope
 
-router = APIRouter(tags=["dlq"], responses=responses())
+router = APIRouter(tags=["dlq"], **protected(Scope.ADMIN))
 
 
 @router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs")
@@ -43,10 +44,10 @@ def _selection(body: DeadSelectionRequest) -> DeadSelection:
 async def replay_dead(body: DeadSelectionRequest, broker: BrokerDep) -> Response:
     """Send dead jobs chosen by `ids` or by filters (all given filters must match) back to `pending`,
     at most `limit` of them; answers how many moved."""
-    return ORJSON({"count": await broker.jobs.replay_dead(_selection(body))})
+    return ORJSON({"count": await broker.replay_dead(_selection(body))})
 
 
 @router.post("/v1/dlq/purge", response_model=CountOut, summary="Delete dead jobs in bulk")
 async def purge_dead(body: DeadSelectionRequest, broker: BrokerDep) -> Response:
     """Delete dead jobs chosen by `ids` or by filters, at most `limit`; answers how many went."""
-    return ORJSON({"count": await broker.jobs.purge_dead(_selection(body))})
+    return ORJSON({"count": await broker.purge_dead(_selection(body))})

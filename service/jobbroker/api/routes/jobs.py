@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
+from jobbroker.api.auth import requires
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
@@ -23,8 +24,11 @@ from jobbroker.api.schemas import (
 from jobbroker.core.errors import InvalidInput
 from jobbroker.core.models import JobFilter
 from jobbroker.core.states import JobState
+from jobbroker.keys import Scope
 
-router = APIRouter(tags=["jobs"], responses=responses())
+router = APIRouter(tags=["jobs"], responses=responses(401, 403))
+PRODUCE = [requires(Scope.PRODUCE)]
+ADMIN = [requires(Scope.ADMIN)]
 CorrelationHeader = Annotated[
     str | None, Header(alias="X-Correlation-ID", max_length=255, description="Stored as the job's correlation_id.")
 ]
@@ -35,6 +39,7 @@ CorrelationHeader = Annotated[
     status_code=201,
     response_model=EnqueueOut,
     summary="Enqueue a job",
+    dependencies=PRODUCE,
     responses={200: {"model": EnqueueOut, "description": "Duplicate: the idempotency key exists"}, **responses(413)},
 )
 async def enqueue(
@@ -52,6 +57,7 @@ async def enqueue(
     status_code=201,
     response_model=EnqueueBatchOut,
     summary="Enqueue up to 1000 jobs at once",
+    dependencies=PRODUCE,
     responses=responses(413),
 )
 async def enqueue_batch(
@@ -63,13 +69,13 @@ async def enqueue_batch(
     return ORJSON({"jobs": [{**job, "duplicate": dup} for job, dup in answers]}, status_code=201)
 
 
-@router.get("/v1/jobs/{id}", response_model=JobOut, summary="Get a job", responses=responses(404))
+@router.get("/v1/jobs/{id}", response_model=JobOut, summary="Get a job", responses=responses(404), dependencies=ADMIN)
 async def get_job(job_id: JobIdDep, broker: BrokerDep) -> Response:
     """One job with its state, attempts, result and error history."""
     return ORJSON(await broker.jobs.get(job_id))
 
 
-@router.get("/v1/jobs", response_model=JobPage, summary="List jobs")
+@router.get("/v1/jobs", response_model=JobPage, summary="List jobs", dependencies=ADMIN)
 async def list_jobs(
     broker: BrokerDep,
     queue: Annotated[str | None, Query(max_length=128)] = None,
@@ -110,20 +116,27 @@ def decode_cursor(cursor: str | None) -> int | None:
     raise InvalidInput("cursor is not one this API gave out")
 
 
-@router.post("/v1/jobs/{id}/cancel", response_model=JobOut, summary="Cancel a job", responses=responses(404, 409))
+@router.post(
+    "/v1/jobs/{id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job",
+    responses=responses(404, 409),
+    dependencies=ADMIN,
+)
 async def cancel(job_id: JobIdDep, broker: BrokerDep) -> Response:
     """A pending or retrying job becomes `cancelled`. A running (`active`) job stays active with
     `cancel_requested: true`; its worker learns this on its next heartbeat. Finished jobs answer 409."""
-    return ORJSON(await broker.jobs.cancel(job_id))
+    return ORJSON(await broker.cancel(job_id))
 
 
 @router.post(
     "/v1/jobs/{id}/replay",
     response_model=JobOut,
     summary="Replay a dead or cancelled job",
+    dependencies=ADMIN,
     responses=responses(404, 409),
 )
 async def replay(job_id: JobIdDep, broker: BrokerDep) -> Response:
     """Send a `dead` or `cancelled` job back to `pending` with attempts reset to 0. Its error history
     is kept. Other states answer 409."""
-    return ORJSON(await broker.jobs.replay(job_id))
+    return ORJSON(await broker.replay(job_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
@@ -21,8 +22,9 @@ from jobbroker.api.schemas import (
     SettleBatchOut,
 )
 from jobbroker.core.models import Settle, parse_job_id
+from jobbroker.keys import Scope
 
-router = APIRouter(tags=["leases"], responses=responses())
+router = APIRouter(tags=["leases"], **protected(Scope.CONSUME))
 
 
 @router.post("/v1/queues/{queue}/leases", response_model=LeaseOut, summary="Lease jobs")
@@ -48,8 +50,7 @@ async def lease(queue: QueueName, body: LeaseRequest, broker: BrokerDep, request
 async def heartbeat(job_id: JobIdDep, body: HeartbeatRequest, broker: BrokerDep) -> Response:
     """Push `lease_expires_at` out by the visibility timeout, optionally record `progress`, and learn
     whether an operator asked to cancel the job (`cancel_requested`)."""
-    broker.check_size(body.progress, "progress")
-    return ORJSON(await broker.jobs.heartbeat(job_id, body.lease_id, body.visibility_timeout_seconds, body.progress))
+    return ORJSON(await broker.heartbeat(job_id, body.lease_id, body.visibility_timeout_seconds, body.progress))
 
 
 @router.post(
@@ -58,8 +59,7 @@ async def heartbeat(job_id: JobIdDep, body: HeartbeatRequest, broker: BrokerDep)
 async def ack(job_id: JobIdDep, body: AckRequest, broker: BrokerDep) -> Response:
     """Mark the leased job `succeeded`, storing `result`. A lease that is no longer the job's current
     one answers 409 `lease_lost` and changes nothing; repeating a successful ack is harmless."""
-    broker.check_size(body.result, "result")
-    return ORJSON(await broker.jobs.ack(job_id, body.lease_id, body.result))
+    return ORJSON(await broker.ack(job_id, body.lease_id, body.result))
 
 
 @router.post(
@@ -69,17 +69,14 @@ async def nack(job_id: JobIdDep, body: NackRequest, broker: BrokerDep) -> Respon
     """Record the error. A retryable failure with attempts left goes to `retrying` after exponential
     backoff (or `retry_in_seconds`); otherwise the job is `dead` and appears in the DLQ."""
     error = body.error.model_dump(exclude_none=True)
-    broker.check_size(error, "error")
-    return ORJSON(await broker.jobs.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds))
+    return ORJSON(await broker.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds))
 
 
 @router.post("/v1/acks", response_model=SettleBatchOut, summary="Acknowledge many jobs", responses=responses(413))
 async def ack_many(body: AckBatchRequest, broker: BrokerDep) -> Response:
     """Up to 1000 acks in one statement, one outcome per item (`ok`, or `code` such as `lease_lost`)."""
-    for item in body.items:
-        broker.check_size(item.result, "result")
     items = [Settle(parse_job_id(i.id), i.lease_id, result=i.result) for i in body.items]
-    return ORJSON({"results": await broker.jobs.ack_many(items)})
+    return ORJSON({"results": await broker.ack_many(items)})
 
 
 @router.post(
@@ -90,8 +87,7 @@ async def nack_many(body: NackBatchRequest, broker: BrokerDep) -> Response:
     items = []
     for i in body.items:
         error = i.error.model_dump(exclude_none=True)
-        broker.check_size(error, "error")
         items.append(
             Settle(parse_job_id(i.id), i.lease_id, error=error, retryable=i.retryable, retry_in_s=i.retry_in_seconds)
         )
-    return ORJSON({"results": await broker.jobs.nack_many(items)})
+    return ORJSON({"results": await broker.nack_many(items)})

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, QueueName
-from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import QueueList, QueueOut, QueuePatch
+from jobbroker.keys import Scope
 
-router = APIRouter(tags=["queues"], responses=responses())
+router = APIRouter(tags=["queues"], **protected(Scope.ADMIN))
 # Wire names of the settings that differ from the store's.
 RENAMED = {"retention_seconds": "retention", "dead_retention_seconds": "dead_retention"}
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
+from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, SettingsDep
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
@@ -21,11 +22,12 @@ from jobbroker.api.subscription_schemas import (
     SubscriptionWithSecret,
 )
 from jobbroker.core.push import parse_subscription_id
+from jobbroker.keys import Scope
 from jobbroker.push import signing
 from jobbroker.push.ssrf import NetworkPolicy
 from jobbroker.settings import Settings
 
-router = APIRouter(tags=["subscriptions"])
+router = APIRouter(tags=["subscriptions"], **protected(Scope.ADMIN))
 
 
 def subscription_id(id: Annotated[str, Path(description="The subscription's id.", examples=["7"])]) -> int:

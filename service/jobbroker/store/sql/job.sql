@@ -11,7 +11,7 @@ UPDATE job j
 SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(), lease_expires_at = NULL
 FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.id, j.queue, j.type, j.started_at;
+RETURNING j.id, j.queue, j.type, j.started_at, j.finished_at, j.worker_id, j.correlation_id, j.attempts;
 
 -- name: job_cancel
 -- Cancel a waiting job outright; a running one only gets cancel_requested, seen on its next heartbeat.
@@ -118,7 +118,7 @@ SET state = d.next_state,
         :keep_errors)
 FROM decided d
 WHERE j.id = d.id
-RETURNING j.id, j.queue, j.type, j.state, j.worker_id;
+RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attempts;
 
 -- name: job_get
 -- One job by id.
@@ -220,7 +220,7 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS 
             CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
      AS i(id, lease_id, error, retryable, retry_in_s)
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.id, j.queue, j.type, j.state;
+RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts;
 
 -- name: job_next_run_at
 -- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it.
@@ -228,7 +228,7 @@ SELECT min(run_at) FROM job
 WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
 
 -- name: job_purge_dead
--- Delete dead jobs chosen by ids or filters, at most :limit; answers the count.
+-- Delete dead jobs chosen by ids or filters, at most :limit; answers the count per queue.
 WITH picked AS (
     SELECT id FROM job
     WHERE state = 'dead'
@@ -242,8 +242,8 @@ WITH picked AS (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ),
-purged AS (DELETE FROM job USING picked WHERE job.id = picked.id RETURNING 1)
-SELECT count(*) FROM purged;
+purged AS (DELETE FROM job USING picked WHERE job.id = picked.id RETURNING job.queue)
+SELECT queue, count(*) AS n FROM purged GROUP BY queue;
 
 -- name: job_replay
 -- Send a dead or cancelled job back to pending with fresh attempts; its error history stays.
@@ -254,7 +254,7 @@ WHERE id = :id AND state IN ('dead', 'cancelled')
 RETURNING *;
 
 -- name: job_replay_dead
--- Replay dead jobs chosen by ids or filters, at most :limit; answers the count.
+-- Replay dead jobs chosen by ids or filters, at most :limit; answers the count per queue.
 WITH picked AS (
     SELECT id FROM job
     WHERE state = 'dead'
@@ -273,6 +273,6 @@ replayed AS (
     SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
         result = NULL, progress = NULL, updated_at = now()
     FROM picked WHERE job.id = picked.id
-    RETURNING 1
+    RETURNING job.queue
 )
-SELECT count(*) FROM replayed;
+SELECT queue, count(*) AS n FROM replayed GROUP BY queue;
