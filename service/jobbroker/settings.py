@@ -70,7 +70,8 @@ class PushSettings(BaseModel):
     secret_rotation_overlap_s: int = Field(86_400, ge=0, le=30 * 86_400)
     # A push lease lasts the subscription's timeout plus this, so the reaper only takes lost deliveries.
     lease_margin_s: int = Field(10, ge=1, le=3600)
-    # A safety net: NOTIFY wakes dispatchers; this re-polls (and finds room freed in other replicas).
+    # How often a subscription at max_concurrency looks for room freed in another replica (no
+    # notification says so). Idle ones wake on NOTIFY and re-poll every lease.fallback_poll_s.
     poll_interval_s: float = Field(1.0, gt=0, le=60)
     refresh_interval_s: float = Field(5.0, gt=0, le=300)
     max_result_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)

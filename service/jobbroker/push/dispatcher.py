@@ -5,7 +5,8 @@ Replicas coordinate only through Postgres. A claim locks the subscription's row,
 jobs (worker id `push:<id>`, in every replica) and leases at most the room left under
 `max_concurrency` through the ordinary lease path; the lease commits before the lock is released.
 Runners wake on the ready hub's NOTIFY for their queue, when one of their deliveries ends, when the
-next delayed job (a retry's backoff) comes due, and on a short fallback poll.
+next delayed job (a retry's backoff) comes due, and on a fallback poll: short while the subscription
+is full (room freed in another replica sends no notification), the hub's safety net while idle.
 """
 
 from __future__ import annotations
@@ -217,13 +218,11 @@ class Runner:
         return target, jobs
 
     async def _idle_s(self, full: bool) -> float:
-        poll = (
-            self.d.settings.poll_interval_s
-            if self.d.broker.hub.listening
-            else min(0.5, self.d.settings.poll_interval_s)
-        )
         if full:
-            return poll
+            return self.d.settings.poll_interval_s
+        poll = self.d.broker.settings.lease.fallback_poll_s
+        if not self.d.broker.hub.listening:
+            poll = min(poll, DEAF_POLL_S)
         try:
             next_run_at = await self.d.broker.jobs.next_run_at(self.queue)
         except DatabaseUnavailable:
