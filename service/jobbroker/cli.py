@@ -1,10 +1,11 @@
-"""The `jobbroker` command: serve, migrate, openapi."""
+"""The `jobbroker` command: serve, migrate, openapi, keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -20,16 +21,29 @@ def _database_url(settings: Settings) -> str:
     from jobbroker.store import embedded
 
     url = embedded.start(settings.data_dir)
-    print(f"jobbroker: embedded PostgreSQL in {settings.data_dir.resolve() / 'pg'}", file=sys.stderr)
+    logging.getLogger("jobbroker").info("embedded PostgreSQL in %s", settings.data_dir.resolve() / "pg")
     return url
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from jobbroker import logs, metrics
+    from jobbroker.keys import KeyRing, exposure_refusal
     from jobbroker.store import migrate
 
     settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    host = args.host or settings.host
+    keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
+    refusal = exposure_refusal(keys, host, args.insecure)
+    if refusal is not None:
+        print(f"jobbroker: {refusal}", file=sys.stderr)
+        return 2
+    workers = args.workers or settings.workers
+    if workers > 1:
+        # Each worker process counts its own requests and jobs; scrapes sum them from this directory.
+        metrics.prepare_multiprocess_dir()
     url = _database_url(settings)
     # Worker processes build their own app from the environment, embedded URL included.
     os.environ["JOBBROKER_DATABASE_URL"] = url
@@ -40,10 +54,11 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "jobbroker.app:create_app",
         factory=True,
-        host=args.host or settings.host,
+        host=host,
         port=args.port if args.port is not None else settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         log_level=settings.log_level,
+        log_config=logs.config(settings.log_format, settings.log_level),
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -71,6 +86,20 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_create(args: argparse.Namespace) -> int:
+    from jobbroker import keys
+
+    key = keys.generate()
+    print(key)
+    print(keys.entry(key, [keys.Scope(s) for s in args.scope]))
+    print(
+        "jobbroker: the first line is the key, shown this once; the second is its entry for JOBBROKER_API_KEYS "
+        "(comma-separated) or JOBBROKER_API_KEYS_FILE (one per line)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobbroker", description="An HTTP job broker on PostgreSQL.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,12 +107,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="bind address (default JOBBROKER_HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default JOBBROKER_PORT or 8080)")
     s.add_argument("--workers", type=int, help="processes (default JOBBROKER_WORKERS or 1)")
+    s.add_argument("--insecure", action="store_true", help="serve a non-loopback address with no API keys configured")
     s.set_defaults(run=serve)
     m = sub.add_parser("migrate", help="bring the database schema up to date")
     m.set_defaults(run=migrate_cmd)
     o = sub.add_parser("openapi", help="write the OpenAPI spec")
     o.add_argument("--output", "-o", help="file to write (default stdout)")
     o.set_defaults(run=openapi)
+    k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    c = k.add_parser("create", help="make an API key: prints the key, then the entry to configure (its hash)")
+    c.add_argument("--scope", action="append", required=True, choices=["produce", "consume", "metrics", "admin"])
+    c.set_defaults(run=keys_create)
     return p
 
 

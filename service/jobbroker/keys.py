@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
@@ -99,3 +100,22 @@ class KeyRing:
                     if item.strip():
                         keys.append(parse_entry(item))
         return cls(keys)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_refusal(keys: KeyRing, host: str, insecure: bool) -> str | None:
+    """Why serving on `host` would be unsafe: reachable from other machines with no API keys."""
+    if keys.enabled or insecure or is_loopback(host):
+        return None
+    return (
+        f"refusing to serve on {host} without API keys: anyone who reaches it could read and change every job. "
+        "Configure JOBBROKER_API_KEYS (see `jobbroker keys create`), bind 127.0.0.1, or pass --insecure."
+    )

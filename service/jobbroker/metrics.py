@@ -9,11 +9,15 @@ gauges come from the database, so every replica and every worker reports the sam
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -289,3 +293,16 @@ async def exposition(gauges: QueueGauges) -> bytes:
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_Fixed(await gauges.families()))  # type: ignore[arg-type]
     return generate_latest(registry) + generate_latest(snapshot)
+
+
+def prepare_multiprocess_dir() -> str:
+    """Point PROMETHEUS_MULTIPROC_DIR (before worker processes start) at an empty directory: the
+    operator's, emptied of a previous run's files, or a fresh temporary one removed at exit."""
+    path = multiprocess_dir()
+    if path is None:
+        path = tempfile.mkdtemp(prefix="jobbroker-metrics-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        os.environ[MULTIPROC_ENV] = path
+    for stale in Path(path).glob("*.db"):
+        stale.unlink()
+    return path
