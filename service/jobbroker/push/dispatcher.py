@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
+from jobbroker import events, metrics
 from jobbroker.broker import Broker
-from jobbroker.core.errors import DatabaseUnavailable, JobNotFound, LeaseLost
+from jobbroker.core.errors import DatabaseUnavailable, JobNotFound, LeaseLost, PayloadTooLarge
 from jobbroker.core.push import PushTarget
 from jobbroker.push import delivery
 from jobbroker.push.ssrf import NetworkPolicy, guarded_client
@@ -116,12 +117,14 @@ class Dispatcher:
             interrupted = {"type": "interrupted", "message": "the broker shut down during the delivery"}
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    await self.broker.jobs.nack(int(job["id"]), job["lease_id"], interrupted, True, 0)
+                    reason = metrics.push_failure_reason("error")
+                    await self.broker.nack(int(job["id"]), job["lease_id"], interrupted, True, 0, reason)
             raise
         except Exception:
             log.exception("push: delivering job %s failed", job["id"])
             failed = {"type": "internal_error", "message": "the broker failed to deliver"}
             outcome = delivery.Outcome("error", error=failed)
+        metrics.push_delivered(target.queue, outcome.status, outcome.seconds)
         await self._record(target, job, outcome)
 
     async def _record(self, target: PushTarget, job: dict[str, Any], outcome: delivery.Outcome) -> None:
@@ -130,10 +133,11 @@ class Dispatcher:
         for attempt in range(1, RECORD_TRIES + 1):
             try:
                 if outcome.ok:
-                    await self.broker.jobs.ack(job_id, lease_id, outcome.result)
+                    await self._ack(job_id, lease_id, outcome.result)
                 else:
                     assert outcome.error is not None
-                    await self.broker.jobs.nack(job_id, lease_id, outcome.error, True, outcome.retry_in_s)
+                    reason = metrics.push_failure_reason(outcome.status)
+                    await self.broker.nack(job_id, lease_id, outcome.error, True, outcome.retry_in_s, reason)
                     log.info(
                         "push: delivery failed",
                         extra={"job_id": job["id"], "subscription_id": str(target.id), "error": outcome.error["type"]},
@@ -146,6 +150,13 @@ class Dispatcher:
                 # Giving up leaves the lease to expire: the reaper then retries the job.
                 log.warning("push: recording job %s (try %d): %s", job["id"], attempt, exc.detail)
                 await asyncio.sleep(0.2 * attempt)
+
+    async def _ack(self, job_id: int, lease_id: str, result: Any) -> None:
+        try:
+            await self.broker.ack(job_id, lease_id, result)
+        except PayloadTooLarge:
+            # The answer fit in max_result_bytes as sent but not once re-encoded: keep no result.
+            await self.broker.ack(job_id, lease_id, None)
 
 
 class Runner:
@@ -213,6 +224,7 @@ class Runner:
                 target.timeout_s + self.d.settings.lease_margin_s,
                 list(target.types) if target.types is not None else None,
             )
+        events.leased(jobs)
         for job in jobs:
             self.d.spawn(self, target, job)
         return target, jobs

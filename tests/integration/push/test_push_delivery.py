@@ -93,6 +93,11 @@ async def test_a_receiver_failing_twice_succeeds_on_the_third_attempt(
         assert "boom" in entry["error"]["message"] and entry["error"]["details"]["status"] == 500
     assert [r.json["attempt"] for r in receiver.requests] == [1, 2, 3]
     assert {r.headers["webhook-id"] for r in receiver.requests} == {f"job_{job['id']}"}
+    scraped = (await client.get("/metrics")).text
+    assert metric(scraped, "jobbroker_push_deliveries_total", queue=queue_name, status="500") == 2
+    assert metric(scraped, "jobbroker_push_deliveries_total", queue=queue_name, status="200") == 1
+    assert metric(scraped, "jobbroker_jobs_failed_total", queue=queue_name, reason="push_500") == 2
+    assert metric(scraped, "jobbroker_jobs_leased_total", queue=queue_name) == 3
 
 
 async def test_retry_after_on_429_sets_the_next_attempt(client: httpx.AsyncClient, receivers, queue_name: str) -> None:
@@ -215,6 +220,15 @@ async def test_deleting_a_subscription_lets_its_delivery_in_flight_finish(
     await asyncio.sleep(0.3)  # nobody should deliver it: give a stale runner a chance to misbehave
     assert (await client.get(f"/v1/jobs/{later['id']}")).json()["state"] == "pending"
     assert len(receiver.requests) == 1
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include the given ones."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 async def _async(value: bool) -> bool:
