@@ -49,6 +49,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pooled sessions never change state (no SET, LISTEN or session advisory locks; LISTEN has its
+    own connection), so a release skips asyncpg's reset query: one round trip less per request.
+    asyncpg still rolls back a transaction left open."""
+
+
 async def connect(url: str) -> asyncpg.Connection:
     """One dedicated connection (LISTEN needs one that no pooler shares)."""
     conn = await asyncpg.connect(plain_url(url))
@@ -70,6 +76,7 @@ class Database:
             statement_cache_size=self._settings.statement_cache_size,
             command_timeout=self._settings.command_timeout_s,
             init=_init_connection,
+            reset=_keep_session,
         )
 
     async def close(self) -> None:

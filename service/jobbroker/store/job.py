@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -11,12 +12,21 @@ from jobbroker.core.errors import InvalidState, JobNotFound, LeaseLost
 from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
 from jobbroker.core.states import JobState
 from jobbroker.settings import JobDefaults
+from jobbroker.store.coalesce import Coalescer
 from jobbroker.store.db import Database
 from jobbroker.store.queries import load
+
+# Coalesced leases and acks (see coalesce.py): at most this many calls per statement, and this
+# many statements of a kind at once.
+COALESCE_BATCH = 100
+COALESCE_IN_FLIGHT = 2
+DEADLOCK_RETRIES = 3
 
 Q = load("job")
 QUEUE_Q = load("queue")
 Job = dict[str, Any]
+# (queue, types, visibility_timeout_s, worker_id, max_jobs): leases with equal first three coalesce.
+LeaseAsk = tuple[str, tuple[str, ...] | None, int | None, str, int]
 
 
 def public_job(row: asyncpg.Record) -> Job:
@@ -66,6 +76,8 @@ class JobStore:
         self.db = db
         self.defaults = defaults
         self.default_timeout_s = default_timeout_s
+        self._acks = Coalescer(self._ack_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
+        self._leases = Coalescer(self._lease_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
 
     async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
         """Insert jobs atomically; answers (job, duplicate) per input, in input order."""
@@ -122,12 +134,33 @@ class JobStore:
             "types": types,
             "limits_checked": False,
         }
-        async with self.db.connection() as conn:
-            rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
+        ask = (queue, tuple(types) if types is not None else None, visibility_timeout_s, worker_id, max_jobs)
+        rows = await self._leases.submit(ask)
         if not rows:
             rows = await self._lease_limited(queue, args)
         rows = sorted(rows, key=lambda r: (r["priority"], r["run_at"], r["id"]))
         return [leased_job(r) for r in rows]
+
+    async def _lease_each(self, asks: list[LeaseAsk]) -> list[list[asyncpg.Record]]:
+        """Concurrent leases, one statement per (queue, types, visibility timeout)."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, ask in enumerate(asks):
+            groups.setdefault(ask[:3], []).append(i)
+        dealt: list[list[asyncpg.Record]] = [[] for _ in asks]
+        q = Q["job_lease_each"]
+        async with self.db.connection() as conn:
+            for (queue, types, visibility_timeout_s), members in groups.items():
+                args = {
+                    "queue": queue,
+                    "types": list(types) if types is not None else None,
+                    "visibility_timeout_s": visibility_timeout_s,
+                    "worker_ids": [asks[i][3] for i in members],
+                    "max_jobs": [asks[i][4] for i in members],
+                    "total": sum(asks[i][4] for i in members),
+                }
+                for row in await conn.fetch(q.sql, *q.args(args)):
+                    dealt[members[row["taker"] - 1]].append(row)
+        return dealt
 
     async def _lease_limited(self, queue: str, args: dict[str, Any]) -> list[asyncpg.Record]:
         async with self.db.transaction() as conn:
@@ -179,7 +212,14 @@ class JobStore:
         return (await self.settle_ack(job_id, lease_id, result))[0]
 
     async def settle_ack(self, job_id: int, lease_id: str, result: Any) -> tuple[Job, bool]:
-        """The job, and whether this call acked it (false for a repeat of an earlier ack)."""
+        """The job, and whether this call acked it (false for a repeat of an earlier ack).
+        Concurrent acks share one statement (see coalesce.py). A miss, or a lease id no job could
+        hold, takes the single-ack path, which tells a repeated ack from a stale lease."""
+        lease = _uuid(lease_id)
+        if lease is not None:
+            row = await self._acks.submit((job_id, lease, result))
+            if row is not None:
+                return public_job(row), True
         async with self.db.connection() as conn:
             row = await conn.fetchrow(
                 Q["job_ack"].sql, *Q["job_ack"].args({"id": job_id, "lease_id": lease_id, "result": result})
@@ -188,6 +228,26 @@ class JobStore:
                 return public_job(row), True
             row = await self._already_settled(conn, job_id, lease_id, JobState.SUCCEEDED)
         return public_job(row), False
+
+    async def _ack_each(self, items: list[tuple[int, UUID, Any]]) -> list[asyncpg.Record | None]:
+        q = Q["job_ack_each"]
+        args = {
+            "ids": [job_id for job_id, _, _ in items],
+            "lease_ids": [lease for _, lease, _ in items],
+            "results": [None if result is None else _json(result) for _, _, result in items],
+        }
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                async with self.db.connection() as conn:
+                    rows = await conn.fetch(q.sql, *q.args(args))
+                break
+            except asyncpg.DeadlockDetectedError:
+                # Only a repeated ack racing its original in another batch locks rows in another order.
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        # A repeat of an item in the same batch gets no row: the single-ack path answers it as a repeat.
+        acked = {(r["id"], r["lease_id"]): r for r in rows}
+        return [acked.pop((job_id, lease), None) for job_id, lease, _ in items]
 
     async def nack(
         self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
@@ -367,6 +427,13 @@ class JobStore:
         async with self.db.connection() as conn:
             status = await conn.execute(q.sql, *q.args(args))
         return int(status.split()[-1])
+
+
+def _uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
 
 
 def _json(value: Any) -> str:

@@ -5,6 +5,15 @@ SET state = 'succeeded', result = :result, finished_at = now(), updated_at = now
 WHERE id = :id AND state = 'active' AND lease_id = :lease_id
 RETURNING *;
 
+-- name: job_ack_each
+-- Concurrent single acks in one statement (the ack coalescer): each acked job answers whole, as
+-- job_ack would; an input missing from the answer was stale, foreign or a repeat.
+UPDATE job j
+SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(), lease_expires_at = NULL
+FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
+WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+RETURNING j.*;
+
 -- name: job_ack_many
 -- Finish many leased jobs in one statement; answers the ids that were acked.
 UPDATE job j
@@ -163,6 +172,39 @@ SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
 FROM ready
 WHERE j.id = ready.id
 RETURNING j.*;
+
+-- name: job_lease_each
+-- Concurrent leases of one queue in one statement (the lease coalescer). Takes :total ready jobs
+-- as job_lease does for an unlimited queue, then deals them out in lease order, taker by taker in
+-- input order; each row answers its taker's ordinal.
+WITH ready AS (
+    SELECT id, priority, run_at FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
+      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+      AND NOT EXISTS (
+          SELECT 1 FROM queue q WHERE q.name = :queue
+            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
+    ORDER BY priority, run_at, id
+    LIMIT :total
+    FOR UPDATE SKIP LOCKED
+),
+taker AS (
+    SELECT t.ord, t.worker_id, sum(t.max_jobs) OVER (ORDER BY t.ord) AS upto
+    FROM unnest(CAST(:worker_ids AS text[]), CAST(:max_jobs AS integer[])) WITH ORDINALITY AS t(worker_id, max_jobs, ord)
+),
+dealt AS (
+    SELECT r.id, t.ord, t.worker_id
+    FROM (SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS n FROM ready) r
+    CROSS JOIN LATERAL (SELECT ord, worker_id FROM taker WHERE taker.upto >= r.n ORDER BY ord LIMIT 1) t
+)
+UPDATE job j
+SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
+    worker_id = d.worker_id, started_at = now(), updated_at = now(), progress = NULL
+FROM dealt d
+WHERE j.id = d.id
+RETURNING d.ord AS taker, j.*;
 
 -- name: job_lease_state
 -- Why an ack, nack or heartbeat matched nothing: the job's current state and lease.

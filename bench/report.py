@@ -1,0 +1,193 @@
+"""The run's environment, the results table (stdout and docs/benchmarks.md), and the targets check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def environment(admin_url: str, broker_workers: int) -> dict[str, Any]:
+    async def pg() -> dict[str, str]:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            names = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "max_connections")
+            return {n: await conn.fetchval(f"SHOW {n}") for n in names}
+        finally:
+            await conn.close()
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "broker_workers": broker_workers,
+        "postgres": asyncio.run(pg()),
+        "versions": {p: _version(p) for p in ("jobbroker", "procrastinate", "pgqueuer", "asyncpg", "uvicorn")},
+        "git_commit": commit.strip(),
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def brief(a: dict[str, Any]) -> str:
+    lat = a.get("latency") or {}
+    cpu = a.get("cpu", {})
+    parts = [f"{a['jobs']} jobs in {a['seconds']:.2f} s = {a['jobs_per_s']:,.0f}/s"]
+    if lat:
+        parts.append(f"p50 {lat['p50_ms']} ms p99 {lat['p99_ms']} ms")
+    parts.append("cpu " + " ".join(f"{k} {v['cpu_pct']}%" for k, v in cpu.items()))
+    return "; ".join(parts)
+
+
+COLUMNS = (
+    "scenario",
+    "system",
+    "jobs/s",
+    "vs raw",
+    "vs procr.",
+    "vs pgq",
+    "p50 ms",
+    "p99 ms",
+    "broker CPU",
+    "PG CPU",
+    "loadgen CPU",
+)
+
+
+def rows(doc: dict[str, Any]) -> list[list[str]]:
+    by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in doc["results"]:
+        by_key.setdefault(r["key"], {})[r["system"]] = r["median"]
+    out = []
+    for r in doc["results"]:
+        m, peers = r["median"], by_key[r["key"]]
+        lat = m.get("latency") or {}
+        cpu = m.get("cpu", {})
+
+        def ratio(other: str, m: dict[str, Any] = m, peers: dict[str, Any] = peers, r: dict[str, Any] = r) -> str:
+            if r["system"] not in ("jobbroker", "sdk") or other not in peers or not peers[other]["jobs_per_s"]:
+                return ""
+            return f"{m['jobs_per_s'] / peers[other]['jobs_per_s']:.2f}x"
+
+        out.append(
+            [
+                r["title"] if r is next(x for x in doc["results"] if x["key"] == r["key"]) else "",
+                r["system"],
+                f"{m['jobs_per_s']:,.0f}",
+                ratio("raw"),
+                ratio("procrastinate"),
+                ratio("pgqueuer"),
+                str(lat.get("p50_ms", "")),
+                str(lat.get("p99_ms", "")),
+                *(f"{cpu[g]['cpu_pct']:.0f}%" if g in cpu else "" for g in ("broker", "postgres", "loadgen")),
+            ]
+        )
+    return out
+
+
+def table(doc: dict[str, Any]) -> str:
+    body = rows(doc)
+    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body, strict=True)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    out = [line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in body)]
+    out += ["", *targets(doc)]
+    return "\n".join(out)
+
+
+def _jps(doc: dict[str, Any], key: str, system: str) -> float | None:
+    for r in doc["results"]:
+        if r["key"] == key and r["system"] == system:
+            return r["median"]["jobs_per_s"]
+    return None
+
+
+def targets(doc: dict[str, Any]) -> list[str]:
+    """Each target of issue 6 that this run measured, met or not, with its figures."""
+    out = []
+    for key in ("drain", "steady"):
+        jb, raw = _jps(doc, key, "jobbroker"), _jps(doc, key, "raw")
+        if jb and raw:
+            out.append(
+                _mark(
+                    jb >= 0.5 * raw,
+                    f"{key}: jobbroker {jb:,.0f}/s = {jb / raw:.0%} of raw SQL {raw:,.0f}/s (target >= 50%)",
+                )
+            )
+        for peer in ("procrastinate", "pgqueuer"):
+            other = _jps(doc, key, peer)
+            if jb and other:
+                out.append(
+                    _mark(jb > other, f"{key}: jobbroker {jb:,.0f}/s vs {peer} {other:,.0f}/s ({jb / other:.2f}x)")
+                )
+    jb, raw = _jps(doc, "unbatched", "jobbroker"), _jps(doc, "unbatched", "raw")
+    if jb and raw:
+        out.append(
+            _mark(
+                jb >= 0.6 * raw,
+                f"unbatched: jobbroker {jb:,.0f}/s = {jb / raw:.0%} of raw SQL {raw:,.0f}/s (target >= 60%)",
+            )
+        )
+    for r in doc["results"]:
+        lat = r["median"].get("latency") or {}
+        if r["key"] == "wake" and lat:
+            ok = lat["p50_ms"] <= 5 and lat["p99_ms"] <= 25
+            out.append(_mark(ok, f"wake: p50 {lat['p50_ms']} ms (target <= 5), p99 {lat['p99_ms']} ms (target <= 25)"))
+        if r["key"] == "soak":
+            series = r["median"].get("rss_mb_series") or []
+            start, end = (series[0][1], series[-1][1]) if series else r["median"]["rss_mb"]
+            out.append(f"soak: broker RSS {start} MB at start, {end} MB at end ({(end - start) / start:+.1%})")
+    return out
+
+
+def _mark(ok: bool, text: str) -> str:
+    return f"[{'met' if ok else 'NOT MET'}] {text}"
+
+
+def markdown(results_dir: Path) -> str:
+    """docs/benchmarks.md from the latest full run (and the latest soak run, if any)."""
+    latest = {kind: _latest(results_dir, kind) for kind in ("full", "soak")}
+    parts = [(REPO / "bench" / "README.md").read_text().rstrip(), ""]
+    for kind, path in latest.items():
+        if path is None:
+            continue
+        doc = json.loads(path.read_text())
+        env = doc["environment"]
+        parts += [
+            f"## Latest {kind} run: `{path.name}`",
+            "",
+            f"Command: `{doc['command']}` (commit {env['git_commit']}, `jobbroker serve --workers "
+            f"{env['broker_workers']}`, {env['cpus']} cores, PostgreSQL {env['postgres']['server_version']} "
+            f"with synchronous_commit={env['postgres']['synchronous_commit']}; load average "
+            f"{_load(env['loadavg_start'])} at start, {_load(env['loadavg_end'])} at end; "
+            f"median of {doc['runs']} run(s)).",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "---|" * len(COLUMNS),
+            *("| " + " | ".join(r) + " |" for r in rows(doc)),
+            "",
+            *(f"- {t}" for t in targets(doc)),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _load(avg: list[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in avg)
+
+
+def _latest(results_dir: Path, kind: str) -> Path | None:
+    found = sorted(results_dir.glob(f"*-{kind}.json"))
+    return found[-1] if found else None
