@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace) -> int:
     from jobbroker.store import migrate
 
     settings = Settings()
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, settings.log_job_events)
     host = args.host or settings.host
     keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
     refusal = exposure_refusal(keys, host, args.insecure)
@@ -58,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         workers=workers,
         log_level=settings.log_level,
-        log_config=logs.config(settings.log_format, settings.log_level),
+        log_config=logs.config(settings.log_format, settings.log_level, settings.log_job_events),
         loop="uvloop",
         http="httptools",
         access_log=False,

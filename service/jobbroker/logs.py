@@ -15,8 +15,14 @@ from typing import Any
 import orjson
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("jobbroker_request_id", default=None)
-# The attributes every LogRecord has; anything else on a record came through `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# The attributes every LogRecord has; anything else on a record came through `extra=` (but
+# uvicorn's `color_message`, a copy of the message with terminal colours).
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 # What a job event may say about its job; a job's payload, result, errors and lease id stay out.
 JOB_FIELDS = ("queue", "type", "state", "attempts", "correlation_id", "worker_id")
 
@@ -55,8 +61,9 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def config(log_format: str, level: str) -> dict[str, Any]:
-    """A dictConfig for the root logger and uvicorn's: one stdout handler with the chosen format."""
+def config(log_format: str, level: str, job_events: bool = True) -> dict[str, Any]:
+    """A dictConfig for the root logger and uvicorn's: one stdout handler with the chosen format.
+    Without `job_events`, job events below warning (all but dead and expired) are not logged."""
     formatter = JsonFormatter if log_format == "json" else TextFormatter
     return {
         "version": 1,
@@ -67,15 +74,22 @@ def config(log_format: str, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["stdout"], "level": level.upper()},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level.upper()}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
+            **{
+                name: {"handlers": [], "propagate": True, "level": level.upper()}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
+            },
+            jobs_log.name: {"level": level.upper() if job_events else "WARNING"},
         },
     }
 
 
-def configure(log_format: str, level: str) -> None:
-    logging.config.dictConfig(config(log_format, level))
+def configure(log_format: str, level: str, job_events: bool = True) -> None:
+    """Configure this process's logging (the server's; tests keep their own)."""
+    logging.config.dictConfig(config(log_format, level, job_events))
     logging.captureWarnings(True)
+    # Nothing here prints the caller, thread or process: skip gathering them for every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
 
 
 def job_event(event: str, jobs: Iterable[Mapping[str, Any]], level: int = logging.INFO, **extra: Any) -> None:

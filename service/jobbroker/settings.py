@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     # One log line per HTTP request (method, path, status, duration, request id).
     log_access: bool = False
+    # One log line per job event (enqueued, leased, acked, nacked, ...); false keeps only dead and expired.
+    log_job_events: bool = True
     # API key entries `sha256:<hex>:<scope>[+<scope>...]`, comma-separated, from `jobbroker keys create`;
     # and/or a file of them, one per line. No entries at all turns authentication off.
     api_keys: SecretStr | None = None
