@@ -150,6 +150,9 @@ class Dispatcher:
                 # Giving up leaves the lease to expire: the reaper then retries the job.
                 log.warning("push: recording job %s (try %d): %s", job["id"], attempt, exc.detail)
                 await asyncio.sleep(0.2 * attempt)
+            except Exception:
+                log.exception("push: recording job %s failed; its lease will expire", job["id"])
+                return
 
     async def _ack(self, job_id: int, lease_id: str, result: Any) -> None:
         try:
