@@ -35,7 +35,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level, settings.log_job_events)
     host = args.host or settings.host
-    keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
+    try:
+        keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
+    except (ValueError, OSError) as exc:
+        print(f"jobbroker: API keys: {exc}", file=sys.stderr)
+        return 2
     refusal = exposure_refusal(keys, host, args.insecure)
     if refusal is not None:
         print(f"jobbroker: {refusal}", file=sys.stderr)
