@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class LeaseSettings(BaseModel):
     default_visibility_timeout_s: int = Field(30, ge=1, le=43_200)
     max_wait_s: float = Field(30, ge=0, le=300)
-    reaper_interval_s: float = Field(0.5, gt=0, le=60)
+    reaper_interval_s: float = Field(0.25, gt=0, le=60)
     # A safety net only: NOTIFY wakes waiters; this re-polls in case a notification was missed.
     fallback_poll_s: float = Field(5.0, gt=0, le=60)
 
