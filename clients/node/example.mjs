@@ -1,0 +1,42 @@
+// A runnable worker: JOBBROKER_URL=http://127.0.0.1:8080 JOBBROKER_QUEUE=emails node clients/node/example.mjs
+// SIGTERM or Ctrl-C lets running jobs finish (a second one releases them at once), then exits 0.
+
+import { PermanentError, Worker } from "./jobbroker.mjs";
+
+const env = process.env;
+const worker = new Worker({
+  url: env.JOBBROKER_URL ?? "http://127.0.0.1:8080",
+  queue: env.JOBBROKER_QUEUE ?? "default",
+  apiKey: env.JOBBROKER_API_KEY,
+  concurrency: Number(env.JOBBROKER_CONCURRENCY ?? 8),
+  visibilityTimeoutSeconds: Number(env.JOBBROKER_VISIBILITY_TIMEOUT ?? 30),
+  shutdownGraceSeconds: Number(env.JOBBROKER_GRACE ?? 25),
+  waitSeconds: 1,
+});
+
+// Returns its payload: the return value is stored as the job's result.
+worker.handle("echo", async (job) => ({ echo: job.payload, attempt: job.attempt }));
+
+// Works for payload.seconds while heartbeats keep the lease; stops early if the job is cancelled.
+worker.handle("sleep", async (job) => {
+  const until = Date.now() + job.payload.seconds * 1000;
+  while (Date.now() < until) {
+    job.throwIfCancelled();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { slept: job.payload.seconds };
+});
+
+// Throws: the broker retries it with backoff, then moves it to the DLQ with the stack in its errors.
+worker.handle("fail", (job) => {
+  throw new Error(`failing on purpose (attempt ${job.attempt})`);
+});
+
+// A PermanentError is not retried.
+worker.handle("reject", (job) => {
+  throw new PermanentError(`rejected ${JSON.stringify(job.payload)}`);
+});
+
+console.log(`worker ${worker.workerId} on ${worker.client.url} queue ${worker.queue}`);
+const stats = await worker.run();
+console.log(`stopped: ${JSON.stringify(stats)}`);
