@@ -162,6 +162,24 @@ async def test_a_job_type_without_a_handler_is_dead_with_a_clear_message(broker_
     )
 
 
+async def test_a_result_over_the_size_limit_fails_its_job_and_spares_the_rest_of_the_batch(broker_url, client, queue):
+    worker = make_worker(broker_url, queue, concurrency=8)
+    release = asyncio.Event()
+
+    @worker.handler("t")
+    async def answer(job: jb.JobContext) -> str:
+        await release.wait()  # finish together, so the acks travel in one batch
+        return "x" * (300 * 1024) if job.payload["big"] else "ok"
+
+    jobs = await client.enqueue_many(queue, [{"type": "t", "payload": {"big": n == 2}} for n in range(5)])
+    async with Running(worker):
+        await eventually(lambda: _true(worker.stats.leased == 5), within_s=30)
+        release.set()
+        finals = [await job_in(client, job.id, "succeeded", "dead") for job in jobs]
+    assert [job.state for job in finals] == ["succeeded", "succeeded", "dead", "succeeded", "succeeded"]
+    assert finals[2].errors[0].error.type == "ResultTooLarge" and finals[2].attempts == 1
+
+
 async def test_heartbeats_keep_a_handler_alive_past_its_visibility_timeout(broker_url, client, queue):
     worker = make_worker(broker_url, queue, visibility_timeout_seconds=1)
     started = asyncio.Event()

@@ -7,11 +7,12 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from . import _context as outcomes
 from ._async_client import AsyncClient
 from ._base import default_worker_id
 from ._context import JobContext, Outcome
-from ._exceptions import Conflict, JobbrokerError, NotFound, ServerError, TransportError
+from ._exceptions import Conflict, JobbrokerError, NotFound, PayloadTooLarge, ServerError, TransportError
 from ._models import BatchItemResult, LeasedJob
 
 logger = logging.getLogger("jobbroker_client.worker")
@@ -82,7 +83,8 @@ class Worker:
         self.api_key = api_key
         self.queue = queue
         self.concurrency = concurrency
-        self.visibility_timeout_seconds = visibility_timeout_seconds
+        # The broker counts lease time in whole seconds.
+        self.visibility_timeout_seconds = max(1, math.ceil(visibility_timeout_seconds))
         self.worker_id = worker_id or default_worker_id()
         self.wait_seconds = wait_seconds
         self.heartbeat_seconds = heartbeat_seconds or max(visibility_timeout_seconds / 3, 0.2)
@@ -351,34 +353,21 @@ class Worker:
                 batch.append(self._settle_queue.get_nowait())
             acks = [(item, done) for is_ack, item, done in batch if is_ack]
             nacks = [(item, done) for is_ack, item, done in batch if not is_ack]
-            await asyncio.gather(
-                self._send_batch(self._client.ack_many, acks, "ack"),
-                self._send_batch(self._client.nack_many, nacks, "nack"),
-            )
+            await asyncio.gather(self._send_batch(True, acks), self._send_batch(False, nacks))
 
-    async def _send_batch(
-        self,
-        send: Callable[[list[dict[str, Any]]], Awaitable[list[BatchItemResult]]],
-        entries: list[tuple[dict[str, Any], asyncio.Future[None]]],
-        verb: str,
-    ) -> None:
+    async def _send_batch(self, is_ack: bool, entries: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         if not entries:
             return
-        # Past the visibility timeout the lease is gone anyway, so stop trying then.
-        deadline = time.monotonic() + self.visibility_timeout_seconds
-        results: list[BatchItemResult] = []
-        while True:
-            try:
-                results = await send([item for item, _ in entries])
-                break
-            except TRANSIENT as exc:
-                if time.monotonic() > deadline or self._forced.is_set():
-                    logger.error("could not %s %d job(s): %s", verb, len(entries), exc)
-                    break
-                await asyncio.sleep(0.5)
-            except JobbrokerError as exc:
-                logger.error("%s of %d job(s) refused: %s", verb, len(entries), exc)
-                break
+        items = [item for item, _ in entries]
+        verb = "ack" if is_ack else "nack"
+        try:
+            results = await self._patiently(is_ack, items)
+        except TRANSIENT as exc:
+            logger.error("could not %s %d job(s): %s", verb, len(items), exc)
+            results = []
+        except JobbrokerError:
+            # One bad item (a result over the size limit, say) refuses a whole batch: go one by one.
+            results = [result for item in items for result in await self._send_one(is_ack, item)]
         for result in results:
             if not result.ok:
                 self.stats.lost += 1
@@ -386,6 +375,33 @@ class Worker:
         for _, done in entries:
             if not done.done():
                 done.set_result(None)
+
+    async def _patiently(self, is_ack: bool, items: list[dict[str, Any]]) -> list[BatchItemResult]:
+        """Send a batch, resending through broker restarts until the leases would have expired."""
+        send = self._client.ack_many if is_ack else self._client.nack_many
+        deadline = time.monotonic() + self.visibility_timeout_seconds
+        while True:
+            try:
+                return await send(items)
+            except TRANSIENT:
+                if time.monotonic() > deadline or self._forced.is_set():
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _send_one(self, is_ack: bool, item: dict[str, Any]) -> list[BatchItemResult]:
+        try:
+            try:
+                return await self._patiently(is_ack, [item])
+            except PayloadTooLarge as exc:
+                if not is_ack:
+                    raise
+                error = {"message": f"handler result refused: {exc.detail}", "type": "ResultTooLarge"}
+                logger.warning("job %s: %s", item["id"], error["message"])
+                nack = {"id": item["id"], "lease_id": item["lease_id"], "error": error, "retryable": False}
+                return await self._patiently(False, [nack])
+        except JobbrokerError as exc:
+            logger.error("%s of job %s refused: %s", "ack" if is_ack else "nack", item["id"], exc)
+            return [BatchItemResult(id=item["id"], ok=False, code=exc.code)]
 
     # shutdown
 
