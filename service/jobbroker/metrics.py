@@ -20,7 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
@@ -28,6 +36,9 @@ from starlette.types import ASGIApp
 
 from jobbroker.settings import MetricsSettings
 
+# A `_created` series beside every counter and histogram doubles the series for a timestamp few
+# dashboards use (and multiprocess mode never reports).
+disable_created_metrics()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Label value for queues and types beyond the per-process cap, so a runaway producer cannot
 # create unbounded series.
