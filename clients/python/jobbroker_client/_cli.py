@@ -48,6 +48,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request drowns the worker's own log; --log-level DEBUG brings it back.
+    logging.getLogger("httpx").setLevel(max(logging.getLogger().level, logging.WARNING))
     worker = load_worker(args.target)
     if args.url:
         worker.base_url = args.url

@@ -187,7 +187,11 @@ class Worker:
         if self._stopping.is_set():
             logger.warning("%s again: releasing running jobs now", sig.name)
         else:
-            logger.info("%s: finishing running jobs (up to %ss)", sig.name, self.shutdown_grace_seconds)
+            logger.info(
+                "%s: no new leases; running jobs get %ss to finish (signal again to release them now)",
+                sig.name,
+                self.shutdown_grace_seconds,
+            )
         self._request_stop()
 
     # leasing
