@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fastapi.routing import APIRoute
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -30,9 +32,10 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
-from starlette.types import ASGIApp
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.requests import Request
+from starlette.routing import compile_path
 
 from jobbroker.settings import MetricsSettings
 
@@ -44,6 +47,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # create unbounded series.
 OTHER = "_other"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Long-polling leases hold a request up to 30 s.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 PUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LIVE_STATES = ("pending", "retrying", "active", "dead")
 # Why a job attempt failed, as the `reason` label: a nack, an expired lease, or a push answer.
@@ -215,15 +220,46 @@ def push_delivered(queue: str, status: int | str, seconds: float) -> None:
 _HTTP: list[Any] = []
 
 
-def instrument(app: ASGIApp) -> None:
+class _HttpMetrics(PrometheusInstrumentatorMiddleware):
+    """The instrumentator's middleware, finding a request's route template with one compiled regex
+    per route instead of FastAPI's full route matching, which cost more than the rest of it."""
+
+    _templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        if self._templates is None:
+            self._templates = _route_templates(request.app)
+        path = request.scope["path"]
+        for pattern, template in self._templates:
+            if pattern.match(path):
+                return template, True
+        return path, False
+
+
+def _route_templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before 0.116 lists its routes flat
+        paths = [r.path for r in app.routes if isinstance(r, APIRoute)]
+    else:
+        paths = [c.path for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
+    return [(compile_path(path)[0], path) for path in paths]
+
+
+def instrument(app: Any) -> None:
     """HTTP request metrics (jobbroker_http_*), by route template, method and status."""
     if not _HTTP:
         # Created once per process: every app built in it (tests build several) shares them.
-        _HTTP.append(http_metrics.default(metric_namespace="jobbroker"))
-    Instrumentator(
+        _HTTP.append(http_metrics.requests(metric_namespace="jobbroker"))
+        _HTTP.append(
+            http_metrics.latency(metric_namespace="jobbroker", should_include_status=False, buckets=HTTP_BUCKETS)
+        )
+    app.add_middleware(
+        _HttpMetrics,
         should_group_status_codes=False,
         excluded_handlers=["/metrics", "/static/.*", "/docs", "/redoc", "/openapi.json"],
-    ).add(*_HTTP).instrument(app)  # type: ignore[arg-type]
+        instrumentations=_HTTP,
+    )
 
 
 class QueueGauges:
