@@ -38,7 +38,8 @@ bearer = HTTPBearer(
     scheme_name="apiKey",
     bearerFormat="jbk_...",
     description="An API key from `jobbroker keys create`, sent as `Authorization: Bearer <key>`. Scopes: "
-    "`produce` (enqueue), `consume` (lease, heartbeat, ack, nack), `admin` (everything).",
+    "`produce` (enqueue), `consume` (lease, heartbeat, ack, nack), `metrics` (a protected /metrics), "
+    "`admin` (everything).",
 )
 
 
