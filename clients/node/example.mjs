@@ -40,3 +40,5 @@ worker.handle("reject", (job) => {
 console.log(`worker ${worker.workerId} on ${worker.client.url} queue ${worker.queue}`);
 const stats = await worker.run();
 console.log(`stopped: ${JSON.stringify(stats)}`);
+// A released handler may still hold timers; the jobs are back with the broker, so leave now.
+process.exit(0);

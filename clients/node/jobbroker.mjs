@@ -74,7 +74,13 @@ export class Client {
         continue;
       }
       const text = await response.text();
-      const data = text ? JSON.parse(text) : null;
+      let data = null;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch {
+        if (response.ok) throw new JobbrokerError(`${method} ${path} answered non-JSON: ${text.slice(0, 200)}`);
+        data = { detail: text.slice(0, 500) };
+      }
       if (response.ok) return data;
       if (idempotent && [502, 503, 504].includes(response.status) && attempt < RETRIES) {
         await sleep(100 * 2 ** attempt);

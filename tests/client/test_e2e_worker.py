@@ -220,6 +220,7 @@ async def test_cancelling_an_active_job_reaches_its_handler(broker_url, client, 
         await client.cancel(job.id)
         final = await job_in(client, job.id, "dead", "cancelled")
     assert seen == [True]
+    assert final.state == "cancelled", "the broker turns a cancel-requested job's nack into cancelled"
     assert final.attempts == 1 and final.errors[-1].error.type == "JobCancelled"
 
 
