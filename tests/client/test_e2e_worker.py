@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import jobbroker_client as jb
-from support import eventually
+from support import BrokerProcess, eventually
 
 HERE = Path(__file__).resolve().parent
 
@@ -298,3 +298,34 @@ async def test_sigterm_mid_batch_loses_nothing_and_repeats_nothing_that_finished
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_worker_rides_out_a_broker_restart(fresh_database):
+    """Its own broker process, because this test kills it."""
+    broker = BrokerProcess(await fresh_database())
+    await asyncio.to_thread(broker.start)
+    queue = f"q-{uuid.uuid4().hex[:10]}"
+    try:
+        async with jb.AsyncClient(broker.url) as client:
+            jobs = await client.enqueue_many(queue, [{"type": "t", "payload": n} for n in range(200)])
+            worker = make_worker(broker.url, queue, concurrency=4)
+            worker.register("t", _slow_echo)
+            async with Running(worker):
+                await eventually(lambda: _true(worker.stats.succeeded >= 40), within_s=30)
+                broker.kill()
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(broker.start)
+
+                async def all_done() -> bool:
+                    return (await client.get_queue(queue)).counts.succeeded == 200
+
+                await eventually(all_done, within_s=60, every_s=0.2)
+            results = {job.id: job.result async for job in client.iter_jobs(queue=queue, limit=500)}
+        assert results == {job.id: job.payload for job in jobs}
+    finally:
+        broker.stop()
+
+
+async def _slow_echo(job: jb.JobContext) -> object:
+    await asyncio.sleep(0.02)
+    return job.payload

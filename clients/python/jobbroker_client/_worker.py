@@ -208,7 +208,7 @@ class Worker:
                 jobs = await self._lease(free)
             except TRANSIENT as exc:
                 failures += 1
-                delay = min(0.5 * 2 ** min(failures, 6), 30.0)
+                delay = min(0.25 * 2 ** min(failures, 6), 10.0)
                 logger.warning("lease failed (%s); trying again in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
