@@ -23,7 +23,7 @@ class Config:
     jobs: int = 20_000
     duration_s: float = 30
     workers: int = 4  # concurrent batched workers (drain and steady state)
-    producers: int = 2
+    producers: int = 4
     batch: int = 100
     naive_workers: int = 16
     enqueue_connections: int = 16

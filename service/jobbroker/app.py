@@ -18,7 +18,7 @@ from jobbroker.api.routes import dlq, health, jobs, leases, queues, subscription
 from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.broker import Broker
 from jobbroker.keys import KeyRing
-from jobbroker.maintenance.loops import cleaner, every, reaper
+from jobbroker.maintenance.loops import cleaner, every, reaper, vacuumer
 from jobbroker.push.dispatcher import Dispatcher
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             ),
         ]
+        if settings.maintenance.vacuum:
+            step = vacuumer(broker.jobs, settings.maintenance.vacuum_dead_rows)
+            loops.append(asyncio.create_task(every(settings.maintenance.vacuum_interval_s, step, "vacuum")))
         dispatcher = Dispatcher(broker, settings.push) if settings.push.enabled else None
         if dispatcher is not None:
             await dispatcher.start()

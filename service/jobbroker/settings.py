@@ -40,6 +40,11 @@ class DbSettings(BaseModel):
 class MaintenanceSettings(BaseModel):
     cleaner_interval_s: float = Field(60, gt=0, le=86_400)
     cleaner_batch: int = Field(5000, ge=1, le=100_000)
+    # Leased jobs leave dead entries at the head of the ready index that every lease walks past
+    # until a VACUUM; autovacuum comes at most once a minute, too rarely for a busy queue.
+    vacuum: bool = True
+    vacuum_interval_s: float = Field(2, gt=0, le=3600)
+    vacuum_dead_rows: int = Field(20_000, ge=1)
 
 
 class MetricsSettings(BaseModel):

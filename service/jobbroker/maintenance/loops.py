@@ -51,3 +51,15 @@ def cleaner(jobs: JobStore, batch: int) -> Callable[[], Awaitable[int]]:
         return deleted if deleted == batch else 0
 
     return step
+
+
+def vacuumer(jobs: JobStore, dead_rows: int) -> Callable[[], Awaitable[int]]:
+    """VACUUM the job table once it holds `dead_rows` dead versions, so leases stay fast."""
+
+    async def step() -> int:
+        if await jobs.dead_rows() >= dead_rows:
+            await jobs.vacuum()
+            log.debug("vacuumed the job table")
+        return 0
+
+    return step

@@ -417,6 +417,14 @@ class JobStore:
         async with self.db.connection() as conn:
             return await conn.fetch(q.sql, *q.args({"limit": limit, "keep_errors": self.defaults.error_history}))
 
+    async def dead_rows(self) -> int:
+        async with self.db.connection() as conn:
+            return await conn.fetchval(Q["job_dead_rows"].sql)
+
+    async def vacuum(self) -> None:
+        async with self.db.connection() as conn:
+            await conn.execute(Q["job_vacuum"].sql)
+
     async def delete_expired(self, limit: int) -> int:
         q = Q["job_delete_expired"]
         args = {

@@ -36,6 +36,10 @@ RETURNING *;
 -- Active jobs of a queue, for its concurrency limit.
 SELECT count(*) FROM job WHERE queue = :queue AND state = 'active';
 
+-- name: job_dead_rows
+-- Dead row versions in the job table, as the statistics last counted them.
+SELECT coalesce(n_dead_tup, 0) FROM pg_stat_user_tables WHERE relid = CAST('job' AS regclass);
+
 -- name: job_delete_expired
 -- Retention: delete finished jobs older than their queue's retention, in bounded batches.
 WITH doomed AS (
@@ -318,3 +322,7 @@ replayed AS (
     RETURNING job.queue
 )
 SELECT queue, count(*) AS n FROM replayed GROUP BY queue;
+
+-- name: job_vacuum
+-- Reclaim dead row versions and index entries now. SKIP_LOCKED: a replica already vacuuming wins.
+VACUUM (SKIP_LOCKED) job;
