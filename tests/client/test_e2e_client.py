@@ -6,6 +6,7 @@ import inspect
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,3 +269,10 @@ async def test_errors_are_typed(api, queue):
     await api.lease(queue, types=["small"])
     with pytest.raises(jb.LeaseLost):
         await api.heartbeat(job.id, str(uuid.uuid4()))
+
+
+def test_every_public_client_method_is_exercised_here():
+    source = Path(__file__).read_text()
+    methods = {name for name in dir(jb.Client) if not name.startswith("_") and callable(getattr(jb.Client, name))}
+    untested = {name for name in methods - {"close"} if f"api.{name}(" not in source and f'"{name}"' not in source}
+    assert untested == set()

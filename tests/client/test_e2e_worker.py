@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -329,3 +330,40 @@ async def test_a_worker_rides_out_a_broker_restart(fresh_database):
 async def _slow_echo(job: jb.JobContext) -> object:
     await asyncio.sleep(0.02)
     return job.payload
+
+
+async def test_api_keys_reach_the_broker_from_client_and_worker(fresh_database):
+    """Its own broker process, because this one requires API keys."""
+    produce, consume = f"jbk_{uuid.uuid4().hex}", f"jbk_{uuid.uuid4().hex}"
+    entries = ",".join(
+        f"sha256:{hashlib.sha256(key.encode()).hexdigest()}:{scope}"
+        for key, scope in ((produce, "produce"), (consume, "consume"))
+    )
+    broker = BrokerProcess(await fresh_database(), JOBBROKER_API_KEYS=entries)
+    await asyncio.to_thread(broker.start)
+    queue = f"q-{uuid.uuid4().hex[:10]}"
+    try:
+        async with jb.AsyncClient(broker.url) as anonymous, jb.AsyncClient(broker.url, api_key=produce) as producer:
+            with pytest.raises(jb.Unauthorized) as info:
+                await anonymous.enqueue(queue, "t")
+            assert (info.value.status, info.value.code) == (401, "unauthorized")
+            job = await producer.enqueue(queue, "t", {"n": 1})
+            with pytest.raises(jb.Forbidden) as info:
+                await producer.lease(queue)
+            assert (info.value.status, info.value.code) == (403, "forbidden")
+
+            refused = make_worker(broker.url, queue, api_key=produce)
+            refused.register("t", lambda job: None)
+            with pytest.raises(jb.Forbidden):
+                await asyncio.wait_for(refused.run_async(install_signal_handlers=False), 30)
+
+            worker = make_worker(broker.url, queue, api_key=consume)
+            worker.register("t", lambda job: job.payload["n"] + 1)
+            async with Running(worker):
+                await eventually(lambda: _true(worker.stats.succeeded == 1), within_s=30)
+            assert worker.stats.lost == 0
+        async with jb.AsyncClient(broker.url, api_key=consume) as consumer:
+            with pytest.raises(jb.Forbidden):
+                await consumer.get_job(job.id)
+    finally:
+        broker.stop()
