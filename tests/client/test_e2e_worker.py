@@ -187,6 +187,7 @@ async def test_heartbeats_keep_a_handler_alive_past_its_visibility_timeout(broke
 
     @worker.handler("long")
     async def long(job: jb.JobContext) -> str:
+        job.set_progress({"stage": "crunching"})
         started.set()
         await asyncio.sleep(3.5)
         return "finished"
@@ -199,6 +200,7 @@ async def test_heartbeats_keep_a_handler_alive_past_its_visibility_timeout(broke
             await asyncio.sleep(0.5)
             assert await client.lease(queue, worker_id="thief", max_jobs=10) == []
             assert (await client.get_job(job.id)).state == "active"
+        assert (await client.get_job(job.id)).progress == {"stage": "crunching"}, "heartbeats carry progress"
         done = await job_in(client, job.id, "succeeded")
     assert done.attempts == 1 and done.errors == [] and done.result == "finished"
 

@@ -327,3 +327,13 @@ def test_worker_needs_a_queue(monkeypatch):
         jb.Worker("http://fake")
     monkeypatch.setenv("JOBBROKER_QUEUE", "from-env")
     assert jb.Worker("http://fake").queue == "from-env"
+
+
+async def test_types_restricts_what_is_leased():
+    broker = FakeBroker()
+    worker = make_worker(broker, types=["a"])
+    worker.register("a", lambda job: "a")
+    worker.register("b", lambda job: "b")
+    a, b = broker.add("a"), broker.add("b")
+    await run_until(worker, lambda: broker.state(a) == "succeeded")
+    assert broker.state(b) == "pending"
