@@ -22,7 +22,7 @@ class Case:
 class Config:
     jobs: int = 20_000
     duration_s: float = 30
-    workers: int = 4  # concurrent batched workers (drain and steady state)
+    workers: int = 8  # concurrent batched workers (drain and steady state)
     producers: int = 4
     batch: int = 100
     naive_workers: int = 16

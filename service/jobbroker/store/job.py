@@ -105,7 +105,9 @@ class JobStore:
             "default_backoff_jitter": d.backoff_jitter,
             "default_timeout_s": self.default_timeout_s,
         }
-        async with self.db.transaction() as conn:
+        # One statement is atomic on its own; BEGIN and COMMIT would only add two round trips. The
+        # re-read below takes a fresh snapshot either way (read committed).
+        async with self.db.connection() as conn:
             rows = await conn.fetch(Q["job_enqueue"].sql, *Q["job_enqueue"].args(args))
             answers: list[tuple[Job, bool] | None] = [None] * len(jobs)
             for row in rows:
