@@ -128,6 +128,13 @@ export class Client {
     if (retryInSeconds !== undefined) body.retry_in_seconds = retryInSeconds;
     return this.request("POST", `/v1/jobs/${encodeURIComponent(id)}/nack`, body, { idempotent: true });
   }
+
+  /** Give a leased job back unrun; its attempt is returned. */
+  release(id, leaseId, { delaySeconds } = {}) {
+    const body = { lease_id: leaseId };
+    if (delaySeconds !== undefined) body.delay_seconds = delaySeconds;
+    return this.request("POST", `/v1/jobs/${encodeURIComponent(id)}/release`, body, { idempotent: true });
+  }
 }
 
 function anySignal(signals) {
@@ -152,8 +159,8 @@ export function errorInfo(error) {
 /**
  * Leases jobs in batches sized to free capacity, runs handlers, heartbeats every third of the
  * visibility timeout, acks with the handler's return value and nacks with what it throws.
- * On stop: no new leases; running handlers get `shutdownGraceSeconds`, then are released with an
- * immediate nack (`retry_in_seconds: 0`). A handler's `job.signal` aborts on cancel or release.
+ * On stop: no new leases; running handlers get `shutdownGraceSeconds`, then are released (given
+ * back with their attempt returned, leased again at once). A handler's `job.signal` aborts on cancel or release.
  */
 export class Worker {
   constructor({
@@ -338,8 +345,7 @@ export class Worker {
         ctx.released = true;
         abort.abort("the worker is shutting down");
         this.stats.released++;
-        const message = `worker ${this.workerId} shut down before the handler finished; released for another worker`;
-        return this.client.nack(ctx.id, ctx.lease_id, { message, type: "WorkerShutdown" }, { retryInSeconds: 0 });
+        return this.client.release(ctx.id, ctx.lease_id);
       }),
     );
   }

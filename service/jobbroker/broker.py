@@ -140,6 +140,13 @@ class Broker:
             events.nacked([job], reason, [error.get("type")])
         return job
 
+    async def release(self, job_id: int, lease_id: str, delay_s: float | None) -> Job:
+        """Give a leased job back unrun, returning its attempt; a repeat answers the job again."""
+        job, released = await self.jobs.release(job_id, lease_id, delay_s)
+        if released:
+            events.released(job)
+        return job
+
     async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
         for item in items:
             self.check_size(item.result, "result")

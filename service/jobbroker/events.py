@@ -49,6 +49,12 @@ def expired(rows: list[Row]) -> None:
     _ended(rows)
 
 
+def released(job: Row) -> None:
+    """A leased job given back unrun (its worker shut down): not a failure."""
+    job_event("released", [job])
+    _ended([job])
+
+
 def _ended(jobs: list[Row]) -> None:
     job_event("dead", [j for j in jobs if j["state"] == "dead"], logging.WARNING)
     job_event("cancelled", [j for j in jobs if j["state"] == "cancelled"])

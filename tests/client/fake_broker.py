@@ -22,6 +22,7 @@ class FakeBroker:
         self.heartbeats: list[dict[str, Any]] = []
         self.acks: list[dict[str, Any]] = []
         self.nacks: list[dict[str, Any]] = []
+        self.releases: list[dict[str, Any]] = []
         self.lease_status = 200
         self.transport = httpx.MockTransport(self.handle)
 
@@ -58,6 +59,8 @@ class FakeBroker:
             return self._settle(body["items"], self._nack_one)
         if path.endswith("/heartbeat"):
             return self._heartbeat(path.split("/")[3], body)
+        if path.endswith("/release"):
+            return self._release(path.split("/")[3], body)
         return httpx.Response(404, json={"code": "not_found", "status": 404, "detail": path})
 
     async def _lease(self, body: dict[str, Any]) -> httpx.Response:
@@ -84,6 +87,14 @@ class FakeBroker:
         if job["state"] != "active" or job["lease_id"] != body["lease_id"]:
             return httpx.Response(409, json={"code": "lease_lost", "status": 409, "detail": "stale"})
         return httpx.Response(200, json={"id": job_id, "cancel_requested": job["cancel_requested"]})
+
+    def _release(self, job_id: str, body: dict[str, Any]) -> httpx.Response:
+        job = self.jobs[job_id]
+        self.releases.append({"id": job_id, **body})
+        if job["state"] != "active" or job["lease_id"] != body["lease_id"]:
+            return httpx.Response(409, json={"code": "lease_lost", "status": 409, "detail": "stale"})
+        job.update(state="pending", attempts=job["attempts"] - 1)
+        return httpx.Response(200, json={**job})
 
     def _settle(self, items: list[dict[str, Any]], one: Any) -> httpx.Response:
         results = []

@@ -155,6 +155,15 @@ async def test_nack_retries_then_dead_with_the_error_history(api, queue):
     assert job.id in [j.id for j in (await api.list_dlq(queue=queue)).items]
 
 
+async def test_release_returns_the_attempt(api, queue):
+    await api.enqueue(queue, "t", max_attempts=1)
+    [leased] = await api.lease(queue)
+    released = await api.release(leased.id, leased.lease_id)
+    assert released.state == "pending" and released.attempts == 0
+    [again] = await api.lease(queue)
+    assert again.id == leased.id and again.attempt == 1
+
+
 async def test_nack_with_retry_in_seconds_and_not_retryable(api, queue):
     await api.enqueue_many(queue, [{"type": "a"}, {"type": "b"}])
     first, second = await api.lease(queue, max_jobs=2)

@@ -26,9 +26,14 @@ def test_environment_sets_flat_and_nested_values(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"port": 70000}, {"jobs": {"max_attempts": 0}}, {"jobs": {"backoff_initial_s": 10, "backoff_max_s": 1}},
-     {"db": {"pool_min_size": 10, "pool_max_size": 2}}, {"lease": {"reaper_interval_s": 0}},
-     {"log_format": "xml"}],
+    [
+        {"port": 70000},
+        {"jobs": {"max_attempts": 0}},
+        {"jobs": {"backoff_initial_s": 10, "backoff_max_s": 1}},
+        {"db": {"pool_min_size": 10, "pool_max_size": 2}},
+        {"lease": {"reaper_interval_s": 0}},
+        {"log_format": "xml"},
+    ],
 )
 def test_absurd_values_are_refused_at_startup(overrides: dict) -> None:
     with pytest.raises(ValidationError):

@@ -6,7 +6,7 @@ from jobbroker.core.states import FINISHED_STATES, TRANSITIONS, Event, JobState,
 
 
 def test_only_active_jobs_are_settled() -> None:
-    for (state, event) in TRANSITIONS:
+    for state, event in TRANSITIONS:
         if event in (Event.ACK, Event.NACK_RETRY, Event.NACK_DEAD, Event.EXPIRE_RETRY, Event.EXPIRE_DEAD):
             assert state == JobState.ACTIVE
 

@@ -296,6 +296,10 @@ class AsyncClient(BaseClient):
             ops.nack(job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds)
         )
 
+    async def release(self, job_id: str, lease_id: str, *, delay_seconds: float | None = None) -> Job:
+        """Give a leased job back unrun; its attempt is returned."""
+        return await self._run(ops.release(job_id, lease_id, delay_seconds=delay_seconds))
+
     async def ack_many(self, items: Iterable[AckItem | Mapping[str, Any]]) -> list[BatchItemResult]:
         return await self._run(ops.ack_many(items))
 

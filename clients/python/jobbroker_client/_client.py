@@ -292,6 +292,10 @@ class Client(BaseClient):
     ) -> Job:
         return self._run(ops.nack(job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds))
 
+    def release(self, job_id: str, lease_id: str, *, delay_seconds: float | None = None) -> Job:
+        """Give a leased job back unrun; its attempt is returned."""
+        return self._run(ops.release(job_id, lease_id, delay_seconds=delay_seconds))
+
     def ack_many(self, items: Iterable[AckItem | Mapping[str, Any]]) -> list[BatchItemResult]:
         return self._run(ops.ack_many(items))
 

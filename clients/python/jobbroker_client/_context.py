@@ -148,7 +148,5 @@ def no_handler(ctx: JobContext, known: list[str]) -> Outcome:
 
 
 def released(ctx: JobContext) -> Outcome:
-    """Hand a job back at shutdown so another worker leases it at once."""
-    message = f"worker {ctx.worker_id} shut down before the handler finished; released for another worker"
-    error = {"message": message, "type": "WorkerShutdown"}
-    return Outcome(ack=False, error=error, retry_in_seconds=0, released=True)
+    """Hand a job back at shutdown, attempt returned, so another worker leases it at once."""
+    return Outcome(ack=False, released=True)

@@ -236,6 +236,11 @@ def ack(job_id: str, lease_id: str, result: Any = None) -> Call[Job]:
     return Call("POST", f"/v1/jobs/{_seg(job_id)}/ack", _model(Job), json=body, idempotent=True)
 
 
+def release(job_id: str, lease_id: str, *, delay_seconds: float | None = None) -> Call[Job]:
+    body = _drop_none({"lease_id": lease_id, "delay_seconds": delay_seconds})
+    return Call("POST", f"/v1/jobs/{_seg(job_id)}/release", _model(Job), json=body, idempotent=True)
+
+
 def error_body(error: ErrorInfo | Mapping[str, Any] | str | BaseException) -> dict[str, Any]:
     """The `error` object of a nack, from a message, a mapping, an ErrorInfo or an exception."""
     if isinstance(error, BaseException):

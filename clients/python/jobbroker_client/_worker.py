@@ -55,7 +55,7 @@ class Worker:
     """Runs handlers for the jobs of one queue until SIGTERM/SIGINT or `stop()`.
 
     Shutdown: stop leasing, give running handlers `shutdown_grace_seconds` to finish, hand the rest
-    back with an immediate nack (`retry_in_seconds: 0`) so another worker leases them at once.
+    back with a release (their attempt returned) so another worker leases them at once.
     A second signal skips the grace period.
     """
 
@@ -338,17 +338,28 @@ class Worker:
         if ctx.lease_lost:
             self.stats.lost += 1
             return
+        if outcome.released:
+            await self._release(ctx)
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._settle_queue.put_nowait((outcome.ack, outcome.settle_item(ctx), done))
         if outcome.ack:
             self.stats.succeeded += 1
-        elif outcome.released:
-            self.stats.released += 1
         else:
             self.stats.failed += 1
         self._unsettled.add(done)
         done.add_done_callback(self._unsettled.discard)
         await asyncio.shield(done)
+
+    async def _release(self, ctx: JobContext) -> None:
+        """Give the job back with its attempt, so a shutdown never pushes a job toward the DLQ."""
+        try:
+            await self._client.release(ctx.id, ctx.lease_id)
+            self.stats.released += 1
+        except (JobbrokerError, *TRANSIENT) as exc:
+            # The lease then simply expires and the job is leased again after its visibility timeout.
+            logger.warning("release of job %s failed: %s", ctx.id, exc)
+            self.stats.lost += 1
 
     async def _settle_loop(self) -> None:
         while True:

@@ -172,6 +172,11 @@ class NackRequest(Strict):
     retry_in_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
 
 
+class ReleaseRequest(Strict):
+    lease_id: LeaseId
+    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="Lease again no sooner than this.")
+
+
 class AckItem(AckRequest):
     id: JobId
 

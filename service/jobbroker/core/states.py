@@ -25,6 +25,7 @@ class Event(StrEnum):
     EXPIRE_DEAD = "expire_dead"  # the lease ran out on the last attempt
     CANCEL = "cancel"  # an operator cancelled it
     REQUEST_CANCEL = "request_cancel"  # cancel of a running job: the worker learns it on heartbeat
+    RELEASE = "release"  # the worker gave it back unrun (shutting down); the attempt is returned
     REPLAY = "replay"  # an operator sent it back to pending
 
 
@@ -42,6 +43,8 @@ TRANSITIONS: Final[Mapping[tuple[JobState, Event], JobState]] = {
     (JobState.PENDING, Event.CANCEL): JobState.CANCELLED,
     (JobState.RETRYING, Event.CANCEL): JobState.CANCELLED,
     (JobState.ACTIVE, Event.REQUEST_CANCEL): JobState.ACTIVE,
+    # A release lands in retrying instead when earlier attempts had failed.
+    (JobState.ACTIVE, Event.RELEASE): JobState.PENDING,
     (JobState.DEAD, Event.REPLAY): JobState.PENDING,
     (JobState.CANCELLED, Event.REPLAY): JobState.PENDING,
 }

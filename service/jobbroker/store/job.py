@@ -23,6 +23,8 @@ COALESCE_IN_FLIGHT = 2
 DEADLOCK_RETRIES = 3
 
 Q = load("job")
+# Where a released job can be: a repeated release with the same lease answers it again.
+RELEASED_STATES = (JobState.PENDING, JobState.RETRYING, JobState.CANCELLED)
 QUEUE_Q = load("queue")
 Job = dict[str, Any]
 # (queue, types, visibility_timeout_s, worker_id, max_jobs): leases with equal first three coalesce.
@@ -275,6 +277,16 @@ class JobStore:
             row = await self._already_settled(conn, job_id, lease_id, None)
         return public_job(row), False
 
+    async def release(self, job_id: int, lease_id: str, delay_s: float | None) -> tuple[Job, bool]:
+        """The job given back unrun, and whether this call released it (false for a repeat)."""
+        q = Q["job_release"]
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(q.sql, *q.args({"id": job_id, "lease_id": lease_id, "delay_s": delay_s}))
+            if row is not None:
+                return public_job(row), True
+            row = await self._already_settled(conn, job_id, lease_id, RELEASED_STATES)
+        return public_job(row), False
+
     async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
         return (await self.settle_ack_many(items))[0]
 
@@ -331,7 +343,11 @@ class JobStore:
         return results
 
     async def _already_settled(
-        self, conn: asyncpg.Connection, job_id: int, lease_id: str, settled_state: JobState | None
+        self,
+        conn: asyncpg.Connection,
+        job_id: int,
+        lease_id: str,
+        settled_state: JobState | tuple[JobState, ...] | None,
     ) -> asyncpg.Record:
         """A repeated ack/nack of the same lease (a client retry) answers the job; anything else fails."""
         row = await conn.fetchrow(Q["job_get"].sql, job_id)
@@ -450,9 +466,13 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _repeat_of_settle(row: asyncpg.Record, lease_id: str, settled_state: JobState | None) -> bool:
+def _repeat_of_settle(
+    row: asyncpg.Record, lease_id: str, settled_state: JobState | tuple[JobState, ...] | None
+) -> bool:
     if str(row["lease_id"]) != str(lease_id):
         return False
+    if isinstance(settled_state, tuple):
+        return row["state"] in settled_state
     if settled_state is None:
         return row["state"] in (JobState.RETRYING, JobState.DEAD, JobState.CANCELLED)
     return row["state"] == settled_state

@@ -238,3 +238,27 @@ async def test_an_expired_lease_is_ready_again_at_once(api: Api, pool: asyncpg.P
     await expire_lease(pool, job["id"])
     again = await api.lease(wait_seconds=5)
     assert [j["id"] for j in again] == [job["id"]] and again[0]["attempt"] == 2
+
+
+async def test_release_gives_the_job_back_with_its_attempt(api: Api) -> None:
+    await api.enqueue(max_attempts=1)
+    job = await api.lease_one()
+    response = await api.c.post(f"/v1/jobs/{job['id']}/release", json={"lease_id": job["lease_id"]})
+    released = response.json()
+    assert response.status_code == 200
+    assert released["state"] == "pending" and released["attempts"] == 0 and released["errors"] == []
+    again = await api.lease_one()
+    assert again["id"] == job["id"] and again["attempt"] == 1, "a release must not use up the last attempt"
+    stale = await api.c.post(f"/v1/jobs/{job['id']}/release", json={"lease_id": job["lease_id"]})
+    assert stale.status_code == 409 and stale.json()["code"] == "lease_lost"
+
+
+async def test_release_after_a_failure_returns_to_retrying_after_the_delay(api: Api) -> None:
+    await api.enqueue()
+    await api.nack(await api.lease_one(), retry_in_seconds=0)
+    job = await api.lease_one()
+    released = (
+        await api.c.post(f"/v1/jobs/{job['id']}/release", json={"lease_id": job["lease_id"], "delay_seconds": 60})
+    ).json()
+    assert released["state"] == "retrying" and released["attempts"] == 1
+    assert await api.lease() == []

@@ -19,7 +19,15 @@ from jobbroker.settings import Settings
 
 # The contract (DESIGN.md, docs/operations.md): what each operation needs. Any other route: admin.
 PRODUCE_OPS = {"jobs-enqueue", "jobs-enqueue_batch"}
-CONSUME_OPS = {"leases-lease", "leases-heartbeat", "leases-ack", "leases-nack", "leases-ack_many", "leases-nack_many"}
+CONSUME_OPS = {
+    "leases-lease",
+    "leases-heartbeat",
+    "leases-ack",
+    "leases-nack",
+    "leases-release",
+    "leases-ack_many",
+    "leases-nack_many",
+}
 OPEN_PATHS = {"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"}
 WRONG_KEY = "jbk_not-a-key-anyone-was-given"
 

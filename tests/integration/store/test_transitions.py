@@ -57,6 +57,7 @@ async def apply(store: JobStore, pool: asyncpg.Pool, event: Event, job: dict[str
         Event.EXPIRE_DEAD: lambda: _expire(store, pool, job_id, last_attempt=True),
         Event.CANCEL: lambda: store.cancel(job_id),
         Event.REQUEST_CANCEL: lambda: store.cancel(job_id),
+        Event.RELEASE: lambda: store.release(job_id, lease_id, None),
         Event.REPLAY: lambda: store.replay(job_id),
     }
     with contextlib.suppress(BrokerError):

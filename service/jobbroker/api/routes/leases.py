@@ -1,4 +1,4 @@
-"""The worker protocol: lease, heartbeat, ack, nack (single and batched)."""
+"""The worker protocol: lease, heartbeat, ack, nack (single and batched), release."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from jobbroker.api.schemas import (
     LeaseRequest,
     NackBatchRequest,
     NackRequest,
+    ReleaseRequest,
     SettleBatchOut,
 )
 from jobbroker.core.models import Settle, parse_job_id
@@ -70,6 +71,16 @@ async def nack(job_id: JobIdDep, body: NackRequest, broker: BrokerDep) -> Respon
     backoff (or `retry_in_seconds`); otherwise the job is `dead` and appears in the DLQ."""
     error = body.error.model_dump(exclude_none=True)
     return ORJSON(await broker.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds))
+
+
+@router.post(
+    "/v1/jobs/{id}/release", response_model=JobOut, summary="Give a job back unrun", responses=responses(404, 409)
+)
+async def release(job_id: JobIdDep, body: ReleaseRequest, broker: BrokerDep) -> Response:
+    """For a worker shutting down: the job goes back to waiting (after `delay_seconds`, default at
+    once) and its attempt is returned, so a release never moves a job toward the DLQ. A job whose
+    cancel was requested ends `cancelled`."""
+    return ORJSON(await broker.release(job_id, body.lease_id, body.delay_seconds))
 
 
 @router.post("/v1/acks", response_model=SettleBatchOut, summary="Acknowledge many jobs", responses=responses(413))

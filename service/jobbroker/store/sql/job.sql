@@ -291,6 +291,19 @@ WITH picked AS (
 purged AS (DELETE FROM job USING picked WHERE job.id = picked.id RETURNING job.queue)
 SELECT queue, count(*) AS n FROM purged GROUP BY queue;
 
+-- name: job_release
+-- Give a leased job back unrun (a worker shutting down): the attempt is returned and no error is
+-- recorded. A job whose cancel was requested ends cancelled instead.
+UPDATE job
+SET state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,
+    attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
+    run_at = now() + make_interval(secs => coalesce(CAST(:delay_s AS double precision), 0)),
+    finished_at = CASE WHEN cancel_requested THEN now() END,
+    lease_expires_at = NULL,
+    updated_at = now()
+WHERE id = :id AND state = 'active' AND lease_id = :lease_id
+RETURNING *;
+
 -- name: job_replay
 -- Send a dead or cancelled job back to pending with fresh attempts; its error history stays.
 UPDATE job
