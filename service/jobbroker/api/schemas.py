@@ -147,9 +147,16 @@ class AckRequest(Strict):
 
 
 class ErrorIn(Strict):
+    """What went wrong; a bare string is taken as the message."""
+
     message: str = Field("unspecified error", max_length=10_000)
     type: str | None = Field(None, max_length=200)
     details: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_message(cls, data: Any) -> Any:
+        return {"message": data} if isinstance(data, str) else data
 
 
 class NackRequest(Strict):

@@ -262,3 +262,10 @@ async def test_release_after_a_failure_returns_to_retrying_after_the_delay(api: 
     ).json()
     assert released["state"] == "retrying" and released["attempts"] == 1
     assert await api.lease() == []
+
+
+async def test_a_bare_string_error_is_taken_as_the_message(api: Api) -> None:
+    await api.enqueue()
+    job = await api.lease_one()
+    response = await api.c.post(f"/v1/jobs/{job['id']}/nack", json={"lease_id": job["lease_id"], "error": "boom"})
+    assert response.json()["errors"][0]["error"] == {"message": "boom"}

@@ -27,7 +27,7 @@ async def list_dead(
     error: Annotated[str | None, Query(max_length=500, description="Substring of the error history.")] = None,
     since: Annotated[AwareDatetime | None, Query(description="Died at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Died before.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """Dead jobs newest first with their full error history (each failed attempt's error and worker)."""

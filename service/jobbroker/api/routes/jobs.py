@@ -83,7 +83,7 @@ async def list_jobs(
     type: Annotated[str | None, Query(max_length=200)] = None,
     correlation_id: Annotated[str | None, Query(max_length=255)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
     """Jobs newest first, filtered by any of queue, state, type, correlation id and tag. Follow
