@@ -20,6 +20,9 @@ from jobbroker.store.queries import load
 # many statements of a kind at once.
 COALESCE_BATCH = 100
 COALESCE_IN_FLIGHT = 2
+# Only small leases coalesce: for them a statement's fixed cost dominates, while big ones sharing
+# one statement would only serialize work that Postgres does in parallel.
+COALESCE_MAX_JOBS = 10
 DEADLOCK_RETRIES = 3
 
 Q = load("job")
@@ -138,8 +141,12 @@ class JobStore:
             "types": types,
             "limits_checked": False,
         }
-        ask = (queue, tuple(types) if types is not None else None, visibility_timeout_s, worker_id, max_jobs)
-        rows = await self._leases.submit(ask)
+        if max_jobs <= COALESCE_MAX_JOBS:
+            ask = (queue, tuple(types) if types is not None else None, visibility_timeout_s, worker_id, max_jobs)
+            rows = await self._leases.submit(ask)
+        else:
+            async with self.db.connection() as conn:
+                rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
         if not rows:
             rows = await self._lease_limited(queue, args)
         rows = sorted(rows, key=lambda r: (r["priority"], r["run_at"], r["id"]))
