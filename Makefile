@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `make bench` is the full measured run (about 20 minutes); `make bench BENCH_ARGS=--quick` a smoke run,
+# `make bench BENCH_ARGS=--soak` the 5-minute memory run. See bench/README.md.
 .PHONY: install serve test lint openapi bench clean
 
 install: $(STAMP)
@@ -33,7 +35,7 @@ openapi: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .jobbroker .pytest_cache
