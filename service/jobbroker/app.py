@@ -14,11 +14,11 @@ from jobbroker import __version__, metrics
 from jobbroker.api import auth, docs, problems
 from jobbroker.api.limits import BodySizeLimit
 from jobbroker.api.request_context import RequestContext
-from jobbroker.api.routes import dlq, health, jobs, leases, queues, subscriptions
+from jobbroker.api.routes import dlq, health, jobs, leases, queues, schedules, subscriptions
 from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.broker import Broker
 from jobbroker.keys import KeyRing
-from jobbroker.maintenance.loops import cleaner, every, reaper, vacuumer
+from jobbroker.maintenance.loops import cleaner, cron_ticker, every, reaper, vacuumer
 from jobbroker.push.dispatcher import Dispatcher
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
@@ -37,6 +37,7 @@ TAGS = [
     {"name": "dlq", "description": "Dead jobs: inspect, replay, purge."},
     {"name": "queues", "description": "Queue statistics and settings."},
     {"name": "subscriptions", "description": "Push mode: jobs POSTed to subscriber URLs as signed webhooks."},
+    {"name": "schedules", "description": "Recurring jobs: a cron expression enqueues a job each time it fires."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             ),
         ]
+        loops.append(
+            asyncio.create_task(every(settings.maintenance.cron_interval_s, cron_ticker(broker), "cron ticker"))
+        )
         if settings.maintenance.vacuum:
             step = vacuumer(broker.jobs, settings.maintenance.vacuum_dead_rows)
             loops.append(asyncio.create_task(every(settings.maintenance.vacuum_interval_s, step, "vacuum")))
@@ -102,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for module in (jobs, leases, dlq, queues, subscriptions, health, metrics_routes):
+    for module in (jobs, leases, dlq, queues, subscriptions, schedules, health, metrics_routes):
         app.include_router(module.router)
     docs.install(app)
     # Outermost last: the request id, then HTTP metrics, then authentication, then the body limit.

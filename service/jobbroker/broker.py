@@ -13,12 +13,14 @@ import orjson
 from jobbroker import events, metrics
 from jobbroker.core.errors import PayloadTooLarge
 from jobbroker.core.models import DeadSelection, NewJob, Settle
+from jobbroker.core.schedule import next_fire
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
 from jobbroker.store.db import Database
 from jobbroker.store.job import Job, JobStore
 from jobbroker.store.notify import ReadyHub
 from jobbroker.store.queue import QueueStore
+from jobbroker.store.schedule import Schedule, ScheduleStore
 from jobbroker.store.stats import StatsStore
 from jobbroker.store.subscription import SubscriptionStore
 
@@ -35,6 +37,7 @@ class Broker:
         self.jobs = JobStore(db, settings.jobs, settings.lease.default_visibility_timeout_s)
         self.queues = QueueStore(db)
         self.subscriptions = SubscriptionStore(db)
+        self.schedules = ScheduleStore(db)
         self.hub = ReadyHub(db.url)
         self.gauges = metrics.QueueGauges(StatsStore(db).queue_depth, settings.metrics.refresh_s)
         self.stopping = asyncio.Event()
@@ -181,6 +184,36 @@ class Broker:
         counts = await self.jobs.purge_dead_by_queue(selection)
         events.purged_in_bulk(counts)
         return sum(counts.values())
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        next_run_at = next_fire(schedule["cron"], schedule["timezone"], datetime.now(UTC))
+        return await self.schedules.create({**schedule, "next_run_at": next_run_at})
+
+    async def update_schedule(self, name: str, changes: dict[str, Any]) -> Schedule:
+        """Apply `changes`; a new cron, time zone or pause state fires next from now (missed fires skipped)."""
+        merged = {**await self.schedules.get(name), **changes}
+        if changes.keys() & {"cron", "timezone", "paused"}:
+            merged["next_run_at"] = next_fire(merged["cron"], merged["timezone"], datetime.now(UTC))
+        return await self.schedules.update(merged)
+
+    async def fire_schedule(self, schedule: Schedule) -> None:
+        """Enqueue the job a due schedule names, once per fire time however many replicas try, then
+        move the schedule to its next fire after now (fires missed while the broker was down collapse
+        into this one)."""
+        fired_at = schedule["next_run_at"]
+        job = NewJob(
+            type=schedule["type"],
+            payload=schedule["payload"],
+            priority=schedule["priority"],
+            max_attempts=schedule["max_attempts"],
+            timeout_s=schedule["timeout_seconds"],
+            idempotency_key=f"schedule:{schedule['name']}:{fired_at.isoformat()}",
+            correlation_id=f"schedule:{schedule['name']}",
+        )
+        [(enqueued, _)] = await self.enqueue(schedule["queue"], [job])
+        after = max(fired_at, datetime.now(UTC))
+        next_run_at = next_fire(schedule["cron"], schedule["timezone"], after)
+        await self.schedules.advance(schedule["name"], fired_at, next_run_at, int(enqueued["id"]))
 
     def expired(self, rows: list[Any]) -> None:
         """The reaper's callback: leases that ran out (stalled workers)."""

@@ -40,6 +40,8 @@ class DbSettings(BaseModel):
 class MaintenanceSettings(BaseModel):
     cleaner_interval_s: float = Field(60, gt=0, le=86_400)
     cleaner_batch: int = Field(5000, ge=1, le=100_000)
+    # How often each replica looks for schedules that came due; a fire is late by at most this.
+    cron_interval_s: float = Field(1.0, gt=0, le=60)
     # Leased jobs leave dead entries at the head of the ready index that every lease walks past
     # until a VACUUM; autovacuum comes at most once a minute, too rarely for a busy queue.
     vacuum: bool = True

@@ -4,6 +4,8 @@ BrokerError
 ├── JobNotFound          404 job_not_found
 ├── NotFound             404 not_found
 ├── SubscriptionNotFound 404 subscription_not_found
+├── ScheduleNotFound     404 schedule_not_found
+├── ScheduleExists       409 schedule_exists
 ├── LeaseLost            409 lease_lost
 ├── InvalidState         409 invalid_state
 ├── PayloadTooLarge      413 payload_too_large
@@ -40,6 +42,14 @@ class NotFound(BrokerError):
 
 class SubscriptionNotFound(BrokerError):
     status, code, title = 404, "subscription_not_found", "Subscription not found"
+
+
+class ScheduleNotFound(BrokerError):
+    status, code, title = 404, "schedule_not_found", "Schedule not found"
+
+
+class ScheduleExists(BrokerError):
+    status, code, title = 409, "schedule_exists", "A schedule of that name exists"
 
 
 class LeaseLost(BrokerError):

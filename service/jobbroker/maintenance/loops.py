@@ -1,13 +1,17 @@
-"""The lease reaper and the retention cleaner."""
+"""The lease reaper, the retention cleaner, the vacuum and the cron ticker."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from jobbroker.core.errors import DatabaseUnavailable
 from jobbroker.store.job import JobStore
+
+if TYPE_CHECKING:
+    from jobbroker.broker import Broker
 
 log = logging.getLogger("jobbroker.maintenance")
 REAP_BATCH = 1000
@@ -61,5 +65,18 @@ def vacuumer(jobs: JobStore, dead_rows: int) -> Callable[[], Awaitable[int]]:
             await jobs.vacuum()
             log.debug("vacuumed the job table")
         return 0
+
+    return step
+
+
+def cron_ticker(broker: Broker, batch: int = 100) -> Callable[[], Awaitable[int]]:
+    """Fire the schedules that came due. Every replica runs this; the job's idempotency key and the
+    schedule's compare-and-set make each fire time enqueue one job."""
+
+    async def step() -> int:
+        due = await broker.schedules.due(batch)
+        for schedule in due:
+            await broker.fire_schedule(schedule)
+        return len(due) if len(due) == batch else 0
 
     return step

@@ -64,7 +64,7 @@ def _operations() -> list[tuple[str, str, Scope | None]]:
     operations = []
     for route in api_routes(app):
         for method in sorted(route.methods - {"HEAD"}):
-            path = route.path_format.replace("{id}", "1").replace("{queue}", "auth-q")
+            path = route.path_format.replace("{id}", "1").replace("{queue}", "auth-q").replace("{name}", "auth-s")
             assert "{" not in path, f"fill the path parameter of {route.path}"
             operations.append((method, path, expected_scope(route)))
     return operations
