@@ -42,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md (default for full runs)")
     p.add_argument("--no-save", action="store_true", help="print only; write no JSON")
+    p.add_argument("--render-docs", action="store_true", help="only rewrite docs/benchmarks.md from saved results")
     return p.parse_args()
 
 
@@ -104,6 +105,9 @@ def median(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args()
+    if args.render_docs:
+        DOCS.write_text(report.markdown(RESULTS))
+        return
     c = config(args)
     runs = args.runs or (1 if args.quick or args.soak else 3)
     selected = [soak_case(c, args.soak_seconds)] if args.soak else select(cases(c), args)

@@ -181,6 +181,9 @@ def markdown(results_dir: Path) -> str:
             *(f"- {t}" for t in targets(doc)),
             "",
         ]
+    notes = REPO / "bench" / "NOTES.md"
+    if notes.exists():
+        parts += [notes.read_text().rstrip(), ""]
     return "\n".join(parts)
 
 
