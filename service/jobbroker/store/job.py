@@ -294,9 +294,6 @@ class JobStore:
             row = await self._already_settled(conn, job_id, lease_id, RELEASED_STATES)
         return public_job(row), False
 
-    async def ack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
-        return (await self.settle_ack_many(items))[0]
-
     async def settle_ack_many(self, items: list[Settle]) -> tuple[list[dict[str, Any]], list[asyncpg.Record]]:
         """One outcome per item, and the rows this call acked (repeats excluded)."""
         q = Q["job_ack_many"]
@@ -308,9 +305,6 @@ class JobStore:
         async with self.db.connection() as conn:
             rows = await conn.fetch(q.sql, *q.args(args))
             return await self._outcomes(conn, items, {r["id"] for r in rows}, JobState.SUCCEEDED), rows
-
-    async def nack_many(self, items: list[Settle]) -> list[dict[str, Any]]:
-        return (await self.settle_nack_many(items))[0]
 
     async def settle_nack_many(self, items: list[Settle]) -> tuple[list[dict[str, Any]], list[asyncpg.Record]]:
         """One outcome per item, and the rows this call nacked (repeats excluded)."""
@@ -409,12 +403,6 @@ class JobStore:
                     raise JobNotFound(f"no job with id {job_id}")
                 raise InvalidState(f"cannot {verb} job {job_id}: it is {current['state']}", state=current["state"])
         return public_job(row)
-
-    async def replay_dead(self, selection: DeadSelection) -> int:
-        return sum((await self.replay_dead_by_queue(selection)).values())
-
-    async def purge_dead(self, selection: DeadSelection) -> int:
-        return sum((await self.purge_dead_by_queue(selection)).values())
 
     async def replay_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
         return await self._bulk_dead("job_replay_dead", selection)
