@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobbroker.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+GC_GEN0_THRESHOLD = 20_000
 
 
 def _database_url(settings: Settings) -> str:
@@ -56,7 +63,7 @@ def serve(args: argparse.Namespace) -> int:
     # embedded PostgreSQL (stopped at exit) shut down with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        "jobbroker.app:create_app",
+        "jobbroker.cli:serving_app",
         factory=True,
         host=host,
         port=args.port if args.port is not None else settings.port,
@@ -69,6 +76,19 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def serving_app() -> FastAPI:
+    """The app as each `serve` process runs it, with the garbage collector tuned for serving."""
+    from jobbroker.app import create_app
+
+    app = create_app()
+    # Requests allocate many short-lived objects: at the default gen-0 threshold (700) the cyclic
+    # collector ran every couple of requests, a fifth of the broker's CPU under load. What is alive
+    # by now (modules, the app) is frozen out of its scans.
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+    return app
 
 
 def migrate_cmd(_args: argparse.Namespace) -> int:
