@@ -269,3 +269,21 @@ async def test_a_bare_string_error_is_taken_as_the_message(api: Api) -> None:
     job = await api.lease_one()
     response = await api.c.post(f"/v1/jobs/{job['id']}/nack", json={"lease_id": job["lease_id"], "error": "boom"})
     assert response.json()["errors"][0]["error"] == {"message": "boom"}
+
+
+async def test_concurrent_single_acks_each_get_their_own_answer(api: Api) -> None:
+    """Single acks arriving together share one statement in the store; over HTTP each still
+    answers alone: 200 for its own lease, 409 lease_lost for a stale one, 200 for a repeat."""
+    for _ in range(3):
+        await api.enqueue()
+    fresh, repeated, requeued = await api.lease(max_jobs=3)
+    await api.ack(repeated)
+    assert (await api.nack(requeued, retry_in_seconds=0)).status_code == 200
+    again = await api.lease_one()
+    assert again["id"] == requeued["id"]
+
+    answers = await asyncio.gather(api.ack(fresh), api.ack(repeated), api.ack(requeued), api.ack(again))
+
+    assert [a.status_code for a in answers] == [200, 200, 409, 200]
+    assert answers[2].json()["code"] == "lease_lost"
+    assert all(a.json()["state"] == "succeeded" for a in (answers[0], answers[1], answers[3]))
