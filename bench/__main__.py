@@ -123,7 +123,7 @@ def main() -> None:
         broker.stop()
         asyncio.run(db.drop())
     env["loadavg_end"] = os.getloadavg()
-    kind = "soak" if args.soak else "quick" if args.quick else "full"
+    kind = "soak" if args.soak else "quick" if args.quick else "partial" if args.only or args.systems else "full"
     command = "python -m bench " + " ".join(a for a in os.sys.argv[1:])
     doc = {
         "kind": kind,
