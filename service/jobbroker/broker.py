@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -74,29 +75,24 @@ class Broker:
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[Job]:
         """Lease now, or wait up to `wait_s` for a notification or a delayed job to come due."""
-        jobs = await self._lease(queue, worker_id, max_jobs, visibility_timeout_s, wait_s, types, gone)
+        attempt = functools.partial(self.jobs.lease, queue, worker_id, max_jobs, visibility_timeout_s, types)
+        jobs = await attempt() if wait_s <= 0 else await self._wait_for_jobs(queue, wait_s, attempt, gone)
         events.leased(jobs)
         return jobs
 
-    async def _lease(
+    async def _wait_for_jobs(
         self,
         queue: str,
-        worker_id: str,
-        max_jobs: int,
-        visibility_timeout_s: int | None,
         wait_s: float,
-        types: list[str] | None,
+        attempt: Callable[[], Awaitable[list[Job]]],
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> list[Job]:
-        args = (queue, worker_id, max_jobs, visibility_timeout_s, types)
-        if wait_s <= 0:
-            return await self.jobs.lease(*args)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_s, self.settings.lease.max_wait_s)
         # Registered before the first look, so a notification landing meanwhile is not lost.
         event = self.hub.register(queue)
         try:
-            jobs = await self.jobs.lease(*args)
+            jobs = await attempt()
             limited = not jobs and await self.jobs.is_limited(queue)
             while not jobs and not self.stopping.is_set():
                 timeout = min(deadline - loop.time(), await self._until_due(queue), self._poll_s(limited))
@@ -105,7 +101,7 @@ class Broker:
                 if self.stopping.is_set() or (gone is not None and await gone()):
                     return []
                 event.clear()
-                jobs = await self.jobs.lease(*args)
+                jobs = await attempt()
                 if loop.time() >= deadline:
                     break
             return jobs

@@ -405,15 +405,16 @@ class JobStore:
         return public_job(row)
 
     async def replay_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
-        return await self._bulk_dead("job_replay_dead", selection)
+        return await self._bulk_dead("replay", selection)
 
     async def purge_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
-        return await self._bulk_dead("job_purge_dead", selection)
+        return await self._bulk_dead("purge", selection)
 
-    async def _bulk_dead(self, name: str, s: DeadSelection) -> dict[str, int]:
+    async def _bulk_dead(self, action: str, s: DeadSelection) -> dict[str, int]:
         """How many jobs of each queue moved."""
-        q = Q[name]
+        q = Q["job_bulk_dead"]
         args = {
+            "action": action,
             "ids": list(s.ids) if s.ids is not None else None,
             "queue": s.queue,
             "type": s.type,

@@ -22,6 +22,37 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
 RETURNING j.id, j.queue, j.type, j.started_at, j.finished_at, j.worker_id, j.correlation_id, j.attempts;
 
+-- name: job_bulk_dead
+-- Replay (:action 'replay') or delete (:action 'purge') the dead jobs chosen by ids or filters, at
+-- most :limit; answers the count per queue. One selection serves both: each action's statement is
+-- gated on :action, so only one of them touches the picked rows.
+WITH picked AS (
+    SELECT id FROM job
+    WHERE state = 'dead'
+      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
+      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+      AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
+      AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+),
+replayed AS (
+    UPDATE job
+    SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
+        result = NULL, progress = NULL, updated_at = now()
+    FROM picked WHERE job.id = picked.id AND CAST(:action AS text) = 'replay'
+    RETURNING job.queue
+),
+purged AS (
+    DELETE FROM job USING picked WHERE job.id = picked.id AND CAST(:action AS text) = 'purge'
+    RETURNING job.queue
+)
+SELECT queue, count(*) AS n FROM (SELECT queue FROM replayed UNION ALL SELECT queue FROM purged) AS moved
+GROUP BY queue;
+
 -- name: job_cancel
 -- Cancel a waiting job outright; a running one only gets cancel_requested, seen on its next heartbeat.
 UPDATE job
@@ -273,24 +304,6 @@ RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlati
 SELECT min(run_at) FROM job
 WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
 
--- name: job_purge_dead
--- Delete dead jobs chosen by ids or filters, at most :limit; answers the count per queue.
-WITH picked AS (
-    SELECT id FROM job
-    WHERE state = 'dead'
-      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
-      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
-      AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
-      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
-      AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
-      AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
-    ORDER BY id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-),
-purged AS (DELETE FROM job USING picked WHERE job.id = picked.id RETURNING job.queue)
-SELECT queue, count(*) AS n FROM purged GROUP BY queue;
-
 -- name: job_release
 -- Give a leased job back unrun (a worker shutting down): the attempt is returned and no error is
 -- recorded. A job whose cancel was requested ends cancelled instead.
@@ -311,30 +324,6 @@ SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_
     result = NULL, progress = NULL, lease_expires_at = NULL, updated_at = now()
 WHERE id = :id AND state IN ('dead', 'cancelled')
 RETURNING *;
-
--- name: job_replay_dead
--- Replay dead jobs chosen by ids or filters, at most :limit; answers the count per queue.
-WITH picked AS (
-    SELECT id FROM job
-    WHERE state = 'dead'
-      AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
-      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
-      AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
-      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
-      AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
-      AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
-    ORDER BY id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-),
-replayed AS (
-    UPDATE job
-    SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
-        result = NULL, progress = NULL, updated_at = now()
-    FROM picked WHERE job.id = picked.id
-    RETURNING job.queue
-)
-SELECT queue, count(*) AS n FROM replayed GROUP BY queue;
 
 -- name: job_vacuum
 -- Reclaim dead row versions and index entries now. SKIP_LOCKED: a replica already vacuuming wins.
