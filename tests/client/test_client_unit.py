@@ -13,6 +13,8 @@ import pytest
 
 import jobbroker_client as jb
 
+from .either import Either
+
 JOB = {
     "id": "42",
     "queue": "emails",
@@ -29,22 +31,6 @@ JOB = {
     "cancel_requested": False,
 }
 QUEUE = {"name": "emails", "paused": False, "counts": {"pending": 1}, "active_leases": 0, "dlq_size": 0}
-
-
-class Either:
-    """Calls a Client or an AsyncClient the same way, so one test covers both."""
-
-    def __init__(self, client: jb.Client | jb.AsyncClient) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            answer = method(*args, **kwargs)
-            return await answer if inspect.isawaitable(answer) else answer
-
-        return call
 
 
 class Recorder:

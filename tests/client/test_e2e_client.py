@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import jobbroker_client as jb
 
-
-class Either:
-    """Calls a Client or an AsyncClient the same way, so one test covers both."""
-
-    def __init__(self, client: jb.Client | jb.AsyncClient) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            answer = method(*args, **kwargs)
-            return await answer if inspect.isawaitable(answer) else answer
-
-        return call
-
-    async def collect(self, name: str, **filters: Any) -> list[jb.Job]:
-        iterator = getattr(self.client, name)(**filters)
-        if inspect.isasyncgen(iterator):
-            return [job async for job in iterator]
-        return list(iterator)
+from .either import Either
 
 
 @pytest.fixture(params=["sync", "async"])
