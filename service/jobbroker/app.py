@@ -12,8 +12,8 @@ from fastapi.routing import APIRoute
 
 from jobbroker import __version__, metrics
 from jobbroker.api import auth, docs, problems
-from jobbroker.api.limits import BodySizeLimit
-from jobbroker.api.request_context import RequestContext
+from jobbroker.api.edge import Edge
+from jobbroker.api.fastpath import FastPath
 from jobbroker.api.routes import dlq, health, jobs, leases, queues, schedules, subscriptions
 from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.broker import Broker
@@ -106,12 +106,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    auth.install(app, keys)
     for module in (jobs, leases, dlq, queues, subscriptions, schedules, health, metrics_routes):
         app.include_router(module.router)
     docs.install(app)
-    # Outermost last: the request id, then HTTP metrics, then authentication, then the body limit.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    auth.install(app, keys, metrics_open=not settings.metrics.require_auth)
-    metrics.instrument(app)
-    app.add_middleware(RequestContext, access=settings.log_access)
+    # The edge (request id, authentication, body limit, metrics) first; the hot routes' fast path
+    # last, just before FastAPI's routing (middleware added later runs earlier).
+    app.add_middleware(FastPath)
+    app.add_middleware(
+        Edge,
+        keys=keys,
+        open_paths=auth.open_paths(metrics_open=not settings.metrics.require_auth),
+        max_request_bytes=settings.max_request_bytes,
+        access_log=settings.log_access,
+    )
     return app

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi.routing import APIRoute
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -33,8 +32,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_fastapi_instrumentator import metrics as http_metrics
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
-from starlette.requests import Request
 from starlette.routing import compile_path
 
 from jobbroker.settings import MetricsSettings
@@ -217,49 +214,50 @@ def push_delivered(queue: str, status: int | str, seconds: float) -> None:
     PUSH_SECONDS.labels(label).observe(max(0.0, seconds))
 
 
-_HTTP: list[Any] = []
+# The instrumentator's metric definitions, created once per process: every app built in it (tests
+# build several) records into the same ones.
+_HTTP = (
+    http_metrics.requests(metric_namespace="jobbroker"),
+    http_metrics.latency(metric_namespace="jobbroker", should_include_status=False, buckets=HTTP_BUCKETS),
+)
+_UNRECORDED = re.compile(r"/metrics|/static/|/docs|/redoc|/openapi\.json")
 
 
-class _HttpMetrics(PrometheusInstrumentatorMiddleware):
-    """The instrumentator's middleware, finding a request's route template with one compiled regex
-    per route instead of FastAPI's full route matching, which cost more than the rest of it."""
+class HttpMetrics:
+    """HTTP request metrics (jobbroker_http_*), by route template, method and status.
 
-    _templates: list[tuple[re.Pattern[str], str]] | None = None
+    The metrics are prometheus-fastapi-instrumentator's; its middleware is not used, because it
+    cost a worker's ack more CPU than the ack itself (a Request, a Response, a gather per request, and
+    FastAPI's full route matching to name the route). The edge middleware calls `record` instead."""
 
-    def _get_handler(self, request: Request) -> tuple[str, bool]:
+    def __init__(self) -> None:
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def record(self, app: Any, method: str, path: str, status: int, seconds: float) -> None:
+        if _UNRECORDED.match(path):
+            return
+        handler = self._template(app, path)
+        info = http_metrics.Info(
+            request=None,  # type: ignore[arg-type]  # the instrumentations read only the fields below
+            response=None,
+            method=method,
+            modified_handler=handler,
+            modified_status=str(status),
+            modified_duration=seconds,
+        )
+        for instrumentation in _HTTP:
+            instrumentation(info)
+
+    def _template(self, app: Any, path: str) -> str:
+        """The route template a path matches, or `none` (the instrumentator's name for no route)."""
         if self._templates is None:
-            self._templates = _route_templates(request.app)
-        path = request.scope["path"]
+            from jobbroker.api.routes import api_routes
+
+            self._templates = [(compile_path(route.path)[0], route.path) for route in api_routes(app)]
         for pattern, template in self._templates:
             if pattern.match(path):
-                return template, True
-        return path, False
-
-
-def _route_templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI before 0.116 lists its routes flat
-        paths = [r.path for r in app.routes if isinstance(r, APIRoute)]
-    else:
-        paths = [c.path for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
-    return [(compile_path(path)[0], path) for path in paths]
-
-
-def instrument(app: Any) -> None:
-    """HTTP request metrics (jobbroker_http_*), by route template, method and status."""
-    if not _HTTP:
-        # Created once per process: every app built in it (tests build several) shares them.
-        _HTTP.append(http_metrics.requests(metric_namespace="jobbroker"))
-        _HTTP.append(
-            http_metrics.latency(metric_namespace="jobbroker", should_include_status=False, buckets=HTTP_BUCKETS)
-        )
-    app.add_middleware(
-        _HttpMetrics,
-        should_group_status_codes=False,
-        excluded_handlers=["/metrics", "/static/.*", "/docs", "/redoc", "/openapi.json"],
-        instrumentations=_HTTP,
-    )
+                return template
+        return "none"
 
 
 class QueueGauges:

@@ -6,9 +6,10 @@ Apply a scope to a whole router, or to one route:
     router = APIRouter(tags=["subscriptions"], **protected(Scope.ADMIN))
     @router.post("/v1/queues/{queue}/jobs", dependencies=[requires(Scope.PRODUCE)], ...)
 
-The middleware answers 401 to a missing or unknown key on every path but the open ones (probes,
-docs, and /metrics unless `metrics.require_auth`); the route's dependency answers 403 to a key
-without the scope, and declares the bearer scheme in OpenAPI. With no keys configured, both step aside.
+`admit` (called by the edge middleware) answers 401 to a missing or unknown key on every path but
+the open ones (probes, docs, and /metrics unless `metrics.require_auth`); the route's dependency
+answers 403 to a key without the scope, and declares the bearer scheme in OpenAPI. With no keys
+configured, both step aside.
 """
 
 import logging
@@ -18,7 +19,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from jobbroker.api.problems import problem, responses
@@ -69,29 +69,19 @@ def authenticate(keys: KeyRing, authorization: str | None) -> ApiKey:
     return key
 
 
-class Authenticate:
-    """Rejects requests without a valid key before their bodies are read or parsed."""
-
-    def __init__(self, app: ASGIApp, keys: KeyRing, open_paths: frozenset[str] = OPEN_PATHS) -> None:
-        self.app = app
-        self.keys = keys
-        self.open_paths = open_paths
-
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or self._open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-        try:
-            scope[API_KEY] = authenticate(self.keys, header)
-        except Unauthorized as exc:
-            log.info("request refused: %s", exc.detail, extra={"path": scope["path"], "method": scope["method"]})
-            await unauthorized(exc, scope["path"])(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _open(self, path: str) -> bool:
-        return path in self.open_paths or path.startswith(OPEN_PREFIXES)
+def admit(keys: KeyRing, open_paths: frozenset[str], scope: AsgiScope) -> ProblemJSON | None:
+    """Check a request's key before its body is read or parsed: None lets it on (its key left in the
+    scope for the routes' scope checks), otherwise the 401 answer."""
+    path = scope["path"]
+    if not keys.enabled or path in open_paths or path.startswith(OPEN_PREFIXES):
+        return None
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+    try:
+        scope[API_KEY] = authenticate(keys, header)
+    except Unauthorized as exc:
+        log.info("request refused: %s", exc.detail, extra={"path": path, "method": scope["method"]})
+        return unauthorized(exc, path)
+    return None
 
 
 class InvalidKey(Unauthorized):
@@ -148,13 +138,15 @@ async def on_unauthorized(request: Request, exc: Exception) -> ProblemJSON:
     return unauthorized(exc, request.url.path)
 
 
-def install(app: FastAPI, keys: KeyRing, metrics_open: bool) -> None:
-    """Keys on app.state, the 401 answer's challenge header, and the middleware (add it outside the
-    body size limit, so an unauthenticated request is refused before its body is read)."""
+def install(app: FastAPI, keys: KeyRing) -> None:
+    """Keys on app.state, and the 401 answer's challenge header for keys refused inside a route."""
     app.state.keys = keys
     app.add_exception_handler(Unauthorized, on_unauthorized)
-    open_paths = OPEN_PATHS | {"/metrics"} if metrics_open else OPEN_PATHS
-    app.add_middleware(Authenticate, keys=keys, open_paths=open_paths)
+
+
+def open_paths(metrics_open: bool) -> frozenset[str]:
+    """The paths any caller may use: probes and docs, and /metrics unless it requires a key."""
+    return OPEN_PATHS | {"/metrics"} if metrics_open else OPEN_PATHS
 
 
 def warn_if_open(keys: KeyRing) -> None:

@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from jobbroker.api.problems import problem
+from jobbroker.api.responses import ProblemJSON
 from jobbroker.core.errors import PayloadTooLarge
 
 
-class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+def declared_too_large(scope: Scope, max_bytes: int) -> ProblemJSON | None:
+    """The 413 answer for a request whose Content-Length is over the cap, before a byte is read."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if value.isdigit() and int(value) > max_bytes:
+                return problem(413, "payload_too_large", "Payload too large", _too_large(max_bytes))
+            break
+    return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                # Surfaces as a 413 problem (FastAPI wraps body errors; problems.py unwraps them).
-                raise PayloadTooLarge(f"the request body exceeds {self.max_bytes} bytes")
-            return message
+def capped(receive: Receive, max_bytes: int) -> Receive:
+    """`receive`, failing with PayloadTooLarge once the body grows past the cap (a chunked body has
+    no Content-Length to refuse it by)."""
+    seen = 0
 
-        await self.app(scope, counting_receive, send)
+    async def counting_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > max_bytes:
+            # Surfaces as a 413 problem (FastAPI wraps body errors; problems.py unwraps them).
+            raise PayloadTooLarge(_too_large(max_bytes))
+        return message
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, "payload_too_large", "Payload too large", f"the request body exceeds {self.max_bytes} bytes"
-        )
-        await response(scope, receive, send)
+    return counting_receive
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the request body exceeds {max_bytes} bytes"

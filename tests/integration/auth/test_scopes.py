@@ -13,6 +13,7 @@ from auth_support import KEYS, bearer, scopes
 from fastapi.routing import APIRoute
 
 from jobbroker.api import auth
+from jobbroker.api.routes import api_routes
 from jobbroker.app import create_app, operation_id
 from jobbroker.keys import Scope
 from jobbroker.settings import Settings
@@ -30,16 +31,6 @@ CONSUME_OPS = {
 }
 OPEN_PATHS = {"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"}
 WRONG_KEY = "jbk_not-a-key-anyone-was-given"
-
-
-def api_routes(app: Any) -> list[APIRoute]:
-    """Every APIRoute, inside included routers too (FastAPI >= 0.116 keeps those apart)."""
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        return [r for r in app.routes if isinstance(r, APIRoute)]
-    found = [c.original_route for c in iter_route_contexts(app.routes)]
-    return [r for r in found if isinstance(r, APIRoute)]
 
 
 def expected_scope(route: APIRoute) -> Scope | None:

@@ -99,6 +99,31 @@ async def test_http_requests_are_counted_by_route_template(observed: httpx.Async
     assert not after.series("jobbroker_http_requests_total", handler="/v1/jobs/999999999")
 
 
+async def test_worker_requests_and_refusals_are_counted_too(observed: httpx.AsyncClient) -> None:
+    """The hot routes (answered by the fast path) and refusals made before any route are counted
+    like every other request, by route template and status."""
+    api, q = Api(observed), fresh_queue()
+    before = await scrape(observed)
+    await api.enqueue(q, "mail")
+    [job] = await api.lease(q)
+    assert (await api.ack(job)).status_code == 200
+    assert (await api.ack(job, lease_id=str(uuid.uuid4()))).status_code == 409
+    assert (await observed.post(f"/v1/queues/{q}/leases", json={"max_jobs": 0})).status_code == 422
+    after = await scrape(observed)
+
+    def moved(handler: str, status: str) -> float:
+        labels = {"handler": handler, "method": "POST", "status": status}
+        return after.value("jobbroker_http_requests_total", **labels) - before.value(
+            "jobbroker_http_requests_total", **labels
+        )
+
+    assert moved("/v1/queues/{queue}/jobs", "201") == 1
+    assert moved("/v1/queues/{queue}/leases", "200") == 1
+    assert moved("/v1/jobs/{id}/ack", "200") == 1
+    assert moved("/v1/jobs/{id}/ack", "409") == 1
+    assert moved("/v1/queues/{queue}/leases", "422") == 1
+
+
 async def _database_truth(pool: asyncpg.Pool, queue: str) -> dict[str, float]:
     counts = dict.fromkeys(STATES, 0)
     for row in await pool.fetch("SELECT state, count(*) AS n FROM job WHERE queue = $1 GROUP BY state", queue):
