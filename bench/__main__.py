@@ -64,7 +64,9 @@ def select(all_cases: list[Case], args: argparse.Namespace) -> list[Case]:
 
 
 def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: BrokerServer) -> list[dict[str, Any]]:
-    """Every case `runs` times; the systems of one scenario take turns so that noise hits them alike."""
+    """Every case `runs` times. The systems of one scenario take turns, in reverse order every other
+    run (A B C, C B A, A B C): this machine's speed drifts by more than the systems differ, and the
+    mirrored order lets a drift hit them alike."""
     by_key: dict[str, list[Case]] = {}
     for case in selected:
         by_key.setdefault(case.key, []).append(case)
@@ -72,7 +74,7 @@ def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: Broker
     for key, group in by_key.items():
         samples: dict[str, list[dict[str, Any]]] = {c.system: [] for c in group}
         for n in range(runs):
-            for case in group:
+            for case in group if n % 2 == 0 else reversed(group):
                 reset(db, case.system, case.prefill)
                 params = {**case.params, "dsn": db.url, "url": broker.url}
                 rss_before = broker.rss_mb()

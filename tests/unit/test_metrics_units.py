@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobbroker import metrics
@@ -26,6 +27,25 @@ def test_configure_applies_the_settings() -> None:
         assert (metrics.LABELS.max_values, metrics.LABELS.type_labels) == (7, False)
     finally:
         metrics.LABELS.max_values, metrics.LABELS.type_labels = before
+
+
+def test_batched_observations_equal_observing_one_by_one() -> None:
+    """Values on a bucket bound, between bounds, past the last one, and a None that counts nothing."""
+    values = [("a", 0.005), ("a", 0.0051), ("b", 0.0), ("a", 4000.0), ("b", 1.0), ("a", None), ("b", 1.0)]
+
+    def histogram() -> tuple[CollectorRegistry, Histogram]:
+        registry = CollectorRegistry()
+        return registry, Histogram("h", "h", ["queue", "outcome"], buckets=metrics.DURATION_BUCKETS, registry=registry)
+
+    batched_registry, batched = histogram()
+    metrics._observe(batched, values, "succeeded")
+    single_registry, single = histogram()
+    for queue, value in values:
+        if value is not None:
+            single.labels(queue, "succeeded").observe(value)
+    exposition = generate_latest(batched_registry).decode()
+    assert exposition == generate_latest(single_registry).decode()
+    assert _value(exposition, "h_count", queue="a", outcome="succeeded") == 3
 
 
 @pytest.mark.parametrize(

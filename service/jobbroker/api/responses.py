@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 
 class ORJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 class ProblemJSON(ORJSON):
