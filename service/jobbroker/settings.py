@@ -31,6 +31,8 @@ class JobDefaults(BaseModel):
 class DbSettings(BaseModel):
     pool_min_size: int = Field(2, ge=0, le=100)
     pool_max_size: int = Field(20, ge=1, le=500)
+    # Lease statements have a pool of their own (see store/db.py).
+    lease_pool_max_size: int = Field(10, ge=1, le=500)
     # PgBouncer in transaction mode cannot keep prepared statements: set 0 there.
     statement_cache_size: int = Field(256, ge=0, le=10_000)
     command_timeout_s: float = Field(30, gt=0, le=600)

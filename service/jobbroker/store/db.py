@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -63,32 +64,62 @@ async def connect(url: str) -> asyncpg.Connection:
 
 
 class Database:
+    """Two pools: one for leases, whose sessions never sort, and one for everything else.
+
+    A lease must read the ready index in its order and stop at the jobs it takes. The planner only
+    does so while it believes many jobs are ready; a queue's statistics are stale by nature, and
+    once analyzed while no job was ready (every job finished, a backlog building since), it prefers
+    to fetch the ready jobs by another index and sort them all to take the first few: measured, 8.5
+    instead of 0.5 ms for one job behind a backlog of 13,500, growing with the backlog. With sorting
+    disabled in the lease sessions, the ordered index scan is the only plan left; the sorts a lease
+    statement cannot avoid (dealing a coalesced lease's few rows out) still run. Other statements
+    keep the planner's free hand.
+    """
+
     def __init__(self, url: str, settings: DbSettings) -> None:
         self.url = plain_url(url)
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
+        self._lease_pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
+        self._pool = await self._create_pool(self._settings.pool_min_size, self._settings.pool_max_size)
+        self._lease_pool = await self._create_pool(
+            min(self._settings.pool_min_size, self._settings.lease_pool_max_size),
+            self._settings.lease_pool_max_size,
+            server_settings={"enable_sort": "off"},
+        )
+
+    async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
             self.url,
-            min_size=self._settings.pool_min_size,
-            max_size=self._settings.pool_max_size,
+            min_size=min_size,
+            max_size=max_size,
             statement_cache_size=self._settings.statement_cache_size,
             command_timeout=self._settings.command_timeout_s,
             init=_init_connection,
             reset=_keep_session,
+            **options,
         )
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        for pool in (self._pool, self._lease_pool):
+            if pool is not None:
+                await pool.close()
+
+    def connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return self._acquire(self._pool)
+
+    def lease_connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection for lease statements (see the class docstring)."""
+        return self._acquire(self._lease_pool)
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        if self._pool is None:
+    async def _acquire(self, pool: asyncpg.Pool | None) -> AsyncIterator[asyncpg.Connection]:
+        if pool is None:
             raise DatabaseUnavailable("the database pool is not open")
         try:
-            async with self._pool.acquire(timeout=self._settings.command_timeout_s) as conn:
+            async with pool.acquire(timeout=self._settings.command_timeout_s) as conn:
                 yield conn
         except UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc

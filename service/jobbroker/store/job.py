@@ -145,7 +145,7 @@ class JobStore:
             ask = (queue, tuple(types) if types is not None else None, visibility_timeout_s, worker_id, max_jobs)
             rows = await self._leases.submit(ask)
         else:
-            async with self.db.connection() as conn:
+            async with self.db.lease_connection() as conn:
                 rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
         if not rows:
             rows = await self._lease_limited(queue, args)
@@ -159,7 +159,7 @@ class JobStore:
             groups.setdefault(ask[:3], []).append(i)
         dealt: list[list[asyncpg.Record]] = [[] for _ in asks]
         q = Q["job_lease_each"]
-        async with self.db.connection() as conn:
+        async with self.db.lease_connection() as conn:
             for (queue, types, visibility_timeout_s), members in groups.items():
                 args = {
                     "queue": queue,
@@ -174,7 +174,7 @@ class JobStore:
         return dealt
 
     async def _lease_limited(self, queue: str, args: dict[str, Any]) -> list[asyncpg.Record]:
-        async with self.db.transaction() as conn:
+        async with self.db.lease_connection() as conn, conn.transaction():
             limits = await conn.fetchrow(QUEUE_Q["queue_lock_limits"].sql, queue)
             if limits is None:
                 return []  # paused, or unlimited and the plain lease already found nothing
