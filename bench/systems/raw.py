@@ -14,6 +14,7 @@ import orjson
 
 from bench.common import JOB_TYPE, QUEUE, Flow, Window, payload, result, run_until, split, steady_result
 from jobbroker.settings import JobDefaults, LeaseSettings
+from jobbroker.store.db import LEASE_SESSION
 from jobbroker.store.db import connect as connect_one
 from jobbroker.store.queries import load
 
@@ -51,9 +52,9 @@ def enqueue_args(payloads: list[Any]) -> list[Any]:
     return Q["job_enqueue"].args(values)
 
 
-async def connect(dsn: str, n: int) -> list[asyncpg.Connection]:
-    """Connections with the broker's own jsonb codec."""
-    return list(await asyncio.gather(*(connect_one(dsn) for _ in range(n))))
+async def connect(dsn: str, n: int, session: dict[str, str] | None = None) -> list[asyncpg.Connection]:
+    """Connections with the broker's own jsonb codec (and, for workers, its lease session settings)."""
+    return list(await asyncio.gather(*(connect_one(dsn, session) for _ in range(n))))
 
 
 async def prefill(dsn: str, count: int) -> None:
@@ -97,7 +98,7 @@ async def enqueue(p: dict[str, Any], window: Window) -> dict[str, Any]:
 
 
 async def drain(p: dict[str, Any], window: Window) -> dict[str, Any]:
-    conns = await connect(p["dsn"], p["workers"])
+    conns = await connect(p["dsn"], p["workers"], LEASE_SESSION)
     acked = 0
 
     async def worker(conn: asyncpg.Connection, n: int) -> None:
@@ -115,7 +116,7 @@ async def drain(p: dict[str, Any], window: Window) -> dict[str, Any]:
 
 
 async def unbatched(p: dict[str, Any], window: Window) -> dict[str, Any]:
-    conns = await connect(p["dsn"], p["workers"])
+    conns = await connect(p["dsn"], p["workers"], LEASE_SESSION)
     acked = 0
     ack = Q["job_ack"]
 
@@ -137,7 +138,7 @@ async def unbatched(p: dict[str, Any], window: Window) -> dict[str, Any]:
 async def steady(p: dict[str, Any], window: Window) -> dict[str, Any]:
     """As the HTTP steady state; an empty lease polls again after 2 ms (no LISTEN here)."""
     producers = await connect(p["dsn"], p["producers"])
-    workers = await connect(p["dsn"], p["workers"])
+    workers = await connect(p["dsn"], p["workers"], LEASE_SESSION)
     size = p["batch"]
     await window.start()
     flow = Flow(p["duration_s"])

@@ -56,9 +56,13 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     asyncpg still rolls back a transaction left open."""
 
 
-async def connect(url: str) -> asyncpg.Connection:
+# The session settings of lease connections (see Database).
+LEASE_SESSION = {"enable_sort": "off"}
+
+
+async def connect(url: str, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     """One dedicated connection (LISTEN needs one that no pooler shares)."""
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(plain_url(url), server_settings=server_settings)
     await _init_connection(conn)
     return conn
 
@@ -87,7 +91,7 @@ class Database:
         self._lease_pool = await self._create_pool(
             min(self._settings.pool_min_size, self._settings.lease_pool_max_size),
             self._settings.lease_pool_max_size,
-            server_settings={"enable_sort": "off"},
+            server_settings=LEASE_SESSION,
         )
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:
