@@ -14,7 +14,7 @@ import orjson
 
 from bench.common import JOB_TYPE, QUEUE, Flow, Window, payload, result, run_until, split, steady_result
 from jobbroker.settings import JobDefaults, LeaseSettings
-from jobbroker.store.db import LEASE_SESSION
+from jobbroker.store.db import LEASE_SESSION, SESSION
 from jobbroker.store.db import connect as connect_one
 from jobbroker.store.queries import load
 
@@ -52,8 +52,8 @@ def enqueue_args(payloads: list[Any]) -> list[Any]:
     return Q["job_enqueue"].args(values)
 
 
-async def connect(dsn: str, n: int, session: dict[str, str] | None = None) -> list[asyncpg.Connection]:
-    """Connections with the broker's own jsonb codec (and, for workers, its lease session settings)."""
+async def connect(dsn: str, n: int, session: dict[str, str] = SESSION) -> list[asyncpg.Connection]:
+    """Connections with the broker's own jsonb codec and session settings (workers: its lease sessions')."""
     return list(await asyncio.gather(*(connect_one(dsn, session) for _ in range(n))))
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from jobbroker.core.errors import InvalidState, JobNotFound, LeaseLost
+from jobbroker.core.errors import InvalidInput, InvalidState, JobNotFound, LeaseLost
 from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
 from jobbroker.core.states import JobState
 from jobbroker.settings import JobDefaults
@@ -16,8 +16,8 @@ from jobbroker.store.coalesce import Coalescer
 from jobbroker.store.db import Database
 from jobbroker.store.queries import load
 
-# Coalesced leases and acks (see coalesce.py): at most this many calls per statement, and this
-# many statements of a kind at once.
+# Coalesced single enqueues, leases and acks (see coalesce.py): at most this many calls per
+# statement, and this many statements of a kind at once.
 COALESCE_BATCH = 100
 COALESCE_IN_FLIGHT = 2
 # Only small leases coalesce: for them a statement's fixed cost dominates, while big ones sharing
@@ -82,10 +82,41 @@ class JobStore:
         self.defaults = defaults
         self.default_timeout_s = default_timeout_s
         self._acks = Coalescer(self._ack_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
+        self._enqueues = Coalescer(self._enqueue_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
         self._leases = Coalescer(self._lease_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
 
     async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
-        """Insert jobs atomically; answers (job, duplicate) per input, in input order."""
+        """Insert jobs atomically; answers (job, duplicate) per input, in input order. Concurrent
+        single-job calls share a statement (see _enqueue_each)."""
+        if len(jobs) != 1:
+            return await self._insert(queue, jobs)
+        answer = await self._enqueues.submit((queue, jobs[0]))
+        if isinstance(answer, Exception):
+            raise answer
+        return [answer]
+
+    async def _enqueue_each(self, items: list[tuple[str, NewJob]]) -> list[tuple[Job, bool] | Exception]:
+        """Concurrent single enqueues, one statement per queue. A statement that Postgres refuses
+        (one job's value rejected) is tried again job by job, so that only that job's caller fails."""
+        groups: dict[str, list[int]] = {}
+        for i, (queue, _) in enumerate(items):
+            groups.setdefault(queue, []).append(i)
+        answers: list[tuple[Job, bool] | Exception] = [InvalidInput("not enqueued")] * len(items)
+        for queue, members in groups.items():
+            try:
+                inserted = await self._insert(queue, [items[i][1] for i in members])
+            except InvalidInput:
+                for i in members:
+                    try:
+                        [answers[i]] = await self._insert(queue, [items[i][1]])
+                    except InvalidInput as exc:
+                        answers[i] = exc
+            else:
+                for i, answer in zip(members, inserted, strict=True):
+                    answers[i] = answer
+        return answers
+
+    async def _insert(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
         d = self.defaults
         args = {
             "queue": queue,

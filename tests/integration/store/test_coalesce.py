@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from jobbroker.core.errors import JobNotFound, LeaseLost
+from jobbroker.core.errors import InvalidInput, JobNotFound, LeaseLost
 from jobbroker.core.models import NewJob
 from jobbroker.store.job import JobStore
 
@@ -135,3 +135,25 @@ async def test_leases_with_other_types_or_timeouts_in_one_batch_keep_their_own_t
     assert sizes[0] == 3
     assert [j["type"] for j in only_b] == ["b"] and [j["type"] for j in only_a] == ["a"] and none_c == []
     assert (only_b[0]["lease_expires_at"] - only_a[0]["lease_expires_at"]).total_seconds() > 60
+
+
+async def test_concurrent_single_enqueues_share_a_statement_and_a_refused_one_fails_alone(
+    store: JobStore, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = record_batches(monkeypatch, store._enqueues)
+    # Postgres refuses the NUL character only once the statement runs: the others must not share its fate.
+    payloads: list[dict[str, Any]] = [{"n": 0}, {"n": 1}, {"s": "a\u0000b"}, {"n": 3}]
+    calls = [store.enqueue(Q, [NewJob(type="t", payload=p)]) for p in payloads]
+    calls += [store.enqueue("coalesce-other", [NewJob(type="t", payload={"n": 4})])]
+    calls += [store.enqueue(Q, [NewJob(type="t", payload={"n": 5}, idempotency_key="once")]) for _ in range(2)]
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert sizes == [len(calls)]
+    assert isinstance(answers[2], InvalidInput)
+    created = [a[0] for i, a in enumerate(answers) if i != 2]
+    assert [job["payload"] for job, _ in created] == [{"n": 0}, {"n": 1}, {"n": 3}, {"n": 4}, {"n": 5}, {"n": 5}]
+    assert [job["queue"] for job, _ in created] == [Q, Q, Q, "coalesce-other", Q, Q]
+    # The same idempotency key twice in one statement: one job, answered to both, once as a duplicate.
+    (first, first_dup), (second, second_dup) = created[-2:]
+    assert first["id"] == second["id"] and sorted([first_dup, second_dup]) == [False, True]
+    assert await pool.fetchval("SELECT count(*) FROM job") == 5

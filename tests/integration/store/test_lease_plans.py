@@ -75,3 +75,17 @@ async def test_a_lease_reads_the_ready_index_in_order_whatever_the_statistics(st
     # The hazard is real here: in an ordinary session the lease sorts the backlog.
     assert "Sort" in cached, cached
     assert "Sort" not in per_call and "Index Scan using job_ready" in per_call, per_call
+
+
+async def test_no_session_compiles_statements(stale_database: Database) -> None:
+    """JIT compiles any statement estimated to cost enough, at 50-400 ms of CPU a time; a lease
+    session's disabled sort alone makes a lease's estimate pass that mark."""
+    for acquire in (stale_database.connection, stale_database.lease_connection):
+        async with acquire() as conn:
+            assert await conn.fetchval("SHOW jit") == "off"
+    q = Q["job_lease_each"]
+    args = {"queue": QUEUE, "types": None, "visibility_timeout_s": None, "worker_ids": ["w"], "max_jobs": [1]}
+    args["total"] = 1
+    async with stale_database.lease_connection() as conn, conn.transaction():
+        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE) {q.sql}", *q.args(args)))
+    assert "JIT" not in plan and "Index Scan using job_ready" in plan, plan
