@@ -97,6 +97,8 @@ async def test_a_well_formed_ack_is_answered_by_the_endpoint_without_the_framewo
         ("/v1/jobs/42/ack", b'{"lease_id": ', {}),  # not JSON
         ("/v1/jobs/not-a-number/ack", {"lease_id": LEASE_ID}, {}),
         ("/v1/jobs/42/ack", {"lease_id": LEASE_ID}, {"Content-Type": "text/plain"}),
+        # JSON to FastAPI, not to the fast path: test_fast_path_answers.py compares the two this way.
+        ("/v1/jobs/42/ack", {"lease_id": LEASE_ID}, {"Content-Type": "application/vnd.jobbroker+json"}),
         ("/v1/queues/bad queue/leases", {"worker_id": "w"}, {}),
         ("/v1/queues/q/jobs", {"type": "t"}, {"X-Correlation-ID": "c" * 256}),
         ("/v1/jobs/42", {}, {}),  # not a hot route
