@@ -101,7 +101,7 @@ class JobStore:
         groups: dict[str, list[int]] = {}
         for i, (queue, _) in enumerate(items):
             groups.setdefault(queue, []).append(i)
-        answers: list[tuple[Job, bool] | Exception] = [InvalidInput("not enqueued")] * len(items)
+        answers: dict[int, tuple[Job, bool] | Exception] = {}
         for queue, members in groups.items():
             try:
                 inserted = await self._insert(queue, [items[i][1] for i in members])
@@ -112,9 +112,8 @@ class JobStore:
                     except InvalidInput as exc:
                         answers[i] = exc
             else:
-                for i, answer in zip(members, inserted, strict=True):
-                    answers[i] = answer
-        return answers
+                answers.update(zip(members, inserted, strict=True))
+        return [answers[i] for i in range(len(items))]
 
     async def _insert(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
         d = self.defaults
