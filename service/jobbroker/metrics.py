@@ -33,7 +33,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_fastapi_instrumentator import metrics as http_metrics
-from starlette.routing import compile_path
 
 from jobbroker.settings import MetricsSettings
 
@@ -267,7 +266,7 @@ class HttpMetrics:
         if self._templates is None:
             from jobbroker.api.routes import api_routes
 
-            self._templates = [(compile_path(route.path)[0], route.path) for route in api_routes(app)]
+            self._templates = [(route.path_regex, route.path) for route in api_routes(app)]
         for pattern, template in self._templates:
             if pattern.match(path):
                 return template

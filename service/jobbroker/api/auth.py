@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 from starlette.types import Scope as AsgiScope
 
 from jobbroker.api.problems import problem, responses
@@ -75,9 +76,8 @@ def admit(keys: KeyRing, open_paths: frozenset[str], scope: AsgiScope) -> Proble
     path = scope["path"]
     if not keys.enabled or path in open_paths or path.startswith(OPEN_PREFIXES):
         return None
-    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
     try:
-        scope[API_KEY] = authenticate(keys, header)
+        scope[API_KEY] = authenticate(keys, Headers(scope=scope).get("authorization"))
     except Unauthorized as exc:
         log.info("request refused: %s", exc.detail, extra={"path": path, "method": scope["method"]})
         return unauthorized(exc, path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +42,7 @@ HOT_ENDPOINTS = (
 )
 _QUEUE = re.compile(QUEUE_PATTERN)
 _CORRELATION_MAX = 255
-_JSON_TYPES = (b"application/json", b"")
+_JSON_TYPES = ("application/json", "")
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,6 @@ def _path_args(match: re.Match[str]) -> dict[str, Any] | None:
     return args
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
-
-
 class FastPath:
     """Add it innermost: the request id, metrics, authentication and body limit still apply."""
 
@@ -144,8 +138,9 @@ class FastPath:
 
     def _arguments(self, route: _HotRoute, match: re.Match[str], scope: Scope) -> dict[str, Any] | None:
         """The endpoint's path and header arguments, or None when FastAPI should handle the request."""
-        content_type = _header(scope, b"content-type")
-        if content_type is not None and content_type.split(b";")[0].strip().lower() not in _JSON_TYPES:
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type")
+        if content_type is not None and content_type.split(";")[0].strip().lower() not in _JSON_TYPES:
             return None
         if route.scope is not None and scope["app"].state.keys.enabled:
             key = scope.get(auth.API_KEY)
@@ -153,10 +148,10 @@ class FastPath:
                 return None
         kwargs = _path_args(match)
         if kwargs is not None and route.wants_correlation:
-            correlation = _header(scope, b"x-correlation-id")
+            correlation = headers.get("x-correlation-id")
             if correlation is not None and len(correlation) > _CORRELATION_MAX:
                 return None
-            kwargs["correlation_id"] = correlation.decode("latin-1") if correlation is not None else None
+            kwargs["correlation_id"] = correlation
         return kwargs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope
 
 from jobbroker.api.problems import problem
@@ -11,11 +12,9 @@ from jobbroker.core.errors import PayloadTooLarge
 
 def declared_too_large(scope: Scope, max_bytes: int) -> ProblemJSON | None:
     """The 413 answer for a request whose Content-Length is over the cap, before a byte is read."""
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            if value.isdigit() and int(value) > max_bytes:
-                return problem(413, "payload_too_large", "Payload too large", _too_large(max_bytes))
-            break
+    declared = Headers(scope=scope).get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        return problem(413, "payload_too_large", "Payload too large", _too_large(max_bytes))
     return None
 
 
