@@ -35,6 +35,16 @@ async def ok(_request: Received, _n: int) -> Response:
     return JSONResponse({"ok": True})
 
 
+def held_until(release: asyncio.Event, answer: Any = None) -> Respond:
+    """A receiver that answers (`answer`, or {}) only once `release` is set."""
+
+    async def held(_request: Received, _n: int) -> Response:
+        await release.wait()
+        return JSONResponse({} if answer is None else answer)
+
+    return held
+
+
 class Receiver:
     """Records every request, counts concurrent ones, and answers what `respond` says."""
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 import pytest
 import standardwebhooks
-from push_support import Received, enqueue, job_in, subscribe
+from push_support import Received, enqueue, held_until, job_in, subscribe
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from jobbroker_client import webhooks
@@ -143,11 +143,7 @@ async def test_no_answer_within_the_timeout_fails_the_attempt(
 ) -> None:
     release = asyncio.Event()
 
-    async def hang(_r: Received, _n: int) -> Response:
-        await release.wait()
-        return JSONResponse({})
-
-    receiver = await receivers(hang)
+    receiver = await receivers(held_until(release))
     await subscribe(client, queue_name, receiver.url, timeout_seconds=1)
     job = await enqueue(client, queue_name, max_attempts=1)
     try:
@@ -163,11 +159,7 @@ async def test_a_slow_subscriber_does_not_hold_up_another(
 ) -> None:
     release = asyncio.Event()
 
-    async def stuck(_r: Received, _n: int) -> Response:
-        await release.wait()
-        return JSONResponse({})
-
-    slow = await receivers(stuck)
+    slow = await receivers(held_until(release))
     fast = await receivers()
     await subscribe(client, f"{queue_name}-slow", slow.url, max_concurrency=1)
     await subscribe(client, queue_name, fast.url)
@@ -202,11 +194,7 @@ async def test_deleting_a_subscription_lets_its_delivery_in_flight_finish(
 ) -> None:
     release = asyncio.Event()
 
-    async def held(_r: Received, _n: int) -> Response:
-        await release.wait()
-        return JSONResponse({"late": True})
-
-    receiver = await receivers(held)
+    receiver = await receivers(held_until(release, {"late": True}))
     sub = await subscribe(client, queue_name, receiver.url)
     job = await enqueue(client, queue_name)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from push_support import Received, enqueue, job_in, subscribe
+from push_support import Received, enqueue, held_until, job_in, subscribe
 from starlette.responses import JSONResponse, Response
 
 from jobbroker.app import create_app
@@ -112,11 +112,7 @@ async def test_shutdown_interrupts_a_delivery_past_the_grace_period_and_frees_th
 ) -> None:
     release = asyncio.Event()
 
-    async def hang(_r: Received, _n: int) -> Response:
-        await release.wait()
-        return JSONResponse({})
-
-    receiver = await receivers(hang)
+    receiver = await receivers(held_until(release))
     database_url = await fresh_database()
 
     async def arrived() -> bool:
