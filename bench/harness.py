@@ -65,11 +65,12 @@ class BenchDatabase:
         conn = await asyncpg.connect(self.url)
         try:
             tables = await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND (tablename IN ('job', 'queue') OR tablename LIKE 'procrastinate%' OR tablename LIKE 'pgqueuer%')"
-                " AND tablename NOT LIKE '%version%'"
+                "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables"
+                " WHERE (schemaname = 'jobbroker' AND tablename IN ('job', 'queue'))"
+                " OR (schemaname = 'public' AND (tablename LIKE 'procrastinate%' OR tablename LIKE 'pgqueuer%')"
+                " AND tablename NOT LIKE '%version%')"
             )
-            await conn.execute(f"TRUNCATE {', '.join(t['tablename'] for t in tables)} CASCADE")
+            await conn.execute(f"TRUNCATE {', '.join(t['name'] for t in tables)} CASCADE")
         finally:
             await conn.close()
         if prefill:

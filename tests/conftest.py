@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from jobbroker.app import create_app
-from jobbroker.settings import Settings
+from jobbroker.settings import DbSettings, Settings
 from jobbroker.store import migrate
 from jobbroker.store.db import plain_url
 from support import BrokerProcess
@@ -57,7 +57,7 @@ def admin_url() -> Iterator[str]:
         server.cleanup()
 
 
-async def create_database(admin: str, prefix: str) -> str:
+async def create_database(admin: str, prefix: str, migrated: bool = True) -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(plain_url(admin))
     try:
@@ -65,7 +65,8 @@ async def create_database(admin: str, prefix: str) -> str:
     finally:
         await conn.close()
     url = with_database(admin, name)
-    await migrate.upgrade(url)
+    if migrated:
+        await migrate.upgrade(url)
     return url
 
 
@@ -99,6 +100,20 @@ async def fresh_database(admin_url: str) -> AsyncIterator[Callable[[], Awaitable
         await drop_database(admin_url, url)
 
 
+@pytest.fixture
+async def empty_database(admin_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Databases with nothing in them yet, for migration tests; dropped after the test."""
+    made: list[str] = []
+
+    async def make() -> str:
+        made.append(await create_database(admin_url, "jobbroker_empty", migrated=False))
+        return made[-1]
+
+    yield make
+    for url in made:
+        await drop_database(admin_url, url)
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(
         database_url=database_url,
@@ -116,8 +131,9 @@ async def app(database_url: str) -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Direct SQL for assertions about what is stored."""
-    async with asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=4) as p:
+    """Direct SQL for assertions about what is stored; unqualified names are the broker's."""
+    session = {"search_path": DbSettings().schema_name}
+    async with asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=4, server_settings=session) as p:
         yield p
 
 

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.database_url.get_secret_value()
         auth.warn_if_open(keys)
         if settings.db.migrate_on_start:
-            await migrate.upgrade(url)
+            await migrate.upgrade(url, settings.db.schema_name)
         broker = Broker(settings, Database(url, settings.db))
         await broker.start()
         app.state.broker = broker

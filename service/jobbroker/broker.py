@@ -39,7 +39,7 @@ class Broker:
         self.queues = QueueStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.schedules = ScheduleStore(db)
-        self.hub = ReadyHub(db.url)
+        self.hub = ReadyHub(db.url, db.schema)
         self.gauges = metrics.QueueGauges(StatsStore(db).queue_depth, settings.metrics.refresh_s)
         self.stopping = asyncio.Event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,12 @@ class JobDefaults(BaseModel):
 
 
 class DbSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    # The Postgres schema holding every broker object (JOBBROKER_DB__SCHEMA). A plain lower-case
+    # identifier, so it is never quoted and reads the same in SQL, settings and search_path.
+    # ("schema" itself would shadow a pydantic method, hence the alias.)
+    schema_name: str = Field("jobbroker", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pool_min_size: int = Field(2, ge=0, le=100)
     pool_max_size: int = Field(20, ge=1, le=500)
     # Lease statements have a pool of their own (see store/db.py).
@@ -37,6 +43,13 @@ class DbSettings(BaseModel):
     statement_cache_size: int = Field(256, ge=0, le=10_000)
     command_timeout_s: float = Field(30, gt=0, le=600)
     migrate_on_start: bool = True
+
+    @field_validator("schema_name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith("pg_") or value == "information_schema":
+            raise ValueError(f"{value!r} is reserved by PostgreSQL")
+        return value
 
 
 class MaintenanceSettings(BaseModel):

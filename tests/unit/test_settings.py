@@ -38,3 +38,17 @@ def test_environment_sets_flat_and_nested_values(monkeypatch: pytest.MonkeyPatch
 def test_absurd_values_are_refused_at_startup(overrides: dict) -> None:
     with pytest.raises(ValidationError):
         Settings(**overrides)
+
+
+def test_the_schema_defaults_to_jobbroker_and_comes_from_jobbroker_db__schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().db.schema_name == "jobbroker"
+    monkeypatch.setenv("JOBBROKER_DB__SCHEMA", "broker_jobs")
+    assert Settings().db.schema_name == "broker_jobs"
+
+
+@pytest.mark.parametrize(
+    "schema", ["", "Jobs", "jobs-x", "1jobs", "jobs; DROP TABLE job", 'a"b', "pg_jobs", "information_schema", "a" * 64]
+)
+def test_a_schema_name_that_is_not_a_plain_identifier_is_refused(schema: str) -> None:
+    with pytest.raises(ValidationError, match="schema"):
+        Settings(db={"schema": schema})

@@ -67,11 +67,21 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 SESSION = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
 # Lease sessions (see Database) also never sort.
 LEASE_SESSION = {**SESSION, "enable_sort": "off"}
+DEFAULT_SCHEMA = DbSettings().schema_name
 
 
-async def connect(url: str, server_settings: dict[str, str] = SESSION) -> asyncpg.Connection:
+def in_schema(server_settings: dict[str, str], schema: str) -> dict[str, str]:
+    """Session settings whose search_path is the broker's schema alone, so that the unqualified
+    names of store/sql/*.sql are the broker's objects, never an application's (pg_catalog, always
+    searched first, keeps the built-ins)."""
+    return {**server_settings, "search_path": schema}
+
+
+async def connect(
+    url: str, server_settings: dict[str, str] = SESSION, schema: str = DEFAULT_SCHEMA
+) -> asyncpg.Connection:
     """One dedicated connection (LISTEN needs one that no pooler shares)."""
-    conn = await asyncpg.connect(plain_url(url), server_settings=server_settings)
+    conn = await asyncpg.connect(plain_url(url), server_settings=in_schema(server_settings, schema))
     await _init_connection(conn)
     return conn
 
@@ -92,18 +102,20 @@ class Database:
 
     def __init__(self, url: str, settings: DbSettings) -> None:
         self.url = plain_url(url)
+        self.schema = settings.schema_name
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._lease_pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
+        schema = self._settings.schema_name
         self._pool = await self._create_pool(
-            self._settings.pool_min_size, self._settings.pool_max_size, server_settings=SESSION
+            self._settings.pool_min_size, self._settings.pool_max_size, server_settings=in_schema(SESSION, schema)
         )
         self._lease_pool = await self._create_pool(
             min(self._settings.pool_min_size, self._settings.lease_pool_max_size),
             self._settings.lease_pool_max_size,
-            server_settings=LEASE_SESSION,
+            server_settings=in_schema(LEASE_SESSION, schema),
         )
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:

@@ -18,8 +18,9 @@ log = logging.getLogger("jobbroker.notify")
 class ReadyHub:
     """Waiters register per queue; a notification for that queue sets every waiter's event."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema: str) -> None:
         self._url = url
+        self._schema = schema
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +68,7 @@ class ReadyHub:
         delay = 0.1
         while True:
             try:
-                self._conn = await connect(self._url)
+                self._conn = await connect(self._url, schema=self._schema)
                 self._conn.add_termination_listener(self._on_terminate)
                 await self._conn.add_listener(CHANNEL, self._on_notify)
                 self.listening, delay = True, 0.1

@@ -73,7 +73,8 @@ async def test_delivery_refuses_an_address_the_policy_does_not_allow(fresh_datab
         conn = await asyncpg.connect(plain_url(database_url))
         try:
             await conn.execute(
-                "INSERT INTO subscription (queue, url, secret, max_concurrency, timeout_s) VALUES ('q', $1, $2, 1, 5)",
+                "INSERT INTO jobbroker.subscription (queue, url, secret, max_concurrency, timeout_s)"
+                " VALUES ('q', $1, $2, 1, 5)",
                 hook,
                 SECRET,
             )
@@ -127,7 +128,9 @@ async def test_shutdown_interrupts_a_delivery_past_the_grace_period_and_frees_th
         release.set()
     conn = await asyncpg.connect(plain_url(database_url))
     try:
-        row = await conn.fetchrow("SELECT state, run_at <= now() AS due, errors FROM job WHERE id = $1", int(job["id"]))
+        row = await conn.fetchrow(
+            "SELECT state, run_at <= now() AS due, errors FROM jobbroker.job WHERE id = $1", int(job["id"])
+        )
     finally:
         await conn.close()
     # Not left active until its 70 s lease runs out: ready again at once, the attempt counted.

@@ -65,7 +65,7 @@ async def test_5000_jobs_drained_by_8_loops_each_succeed_exactly_once(own_broker
         assert stats["counts"]["succeeded"] == 5000 and stats["active_leases"] == 0
     conn = await asyncpg.connect(own_broker.database_url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM job WHERE attempts <> 1") == 0
+        assert await conn.fetchval("SELECT count(*) FROM jobbroker.job WHERE attempts <> 1") == 0
     finally:
         await conn.close()
 

@@ -68,8 +68,9 @@ RETURNING *;
 SELECT count(*) FROM job WHERE queue = :queue AND state = 'active';
 
 -- name: job_dead_rows
--- Dead row versions in the job table, as the statistics last counted them.
-SELECT coalesce(n_dead_tup, 0) FROM pg_stat_user_tables WHERE relid = CAST('job' AS regclass);
+-- Dead row versions in the job table, as the statistics last counted them. The broker's schema is
+-- its sessions' search_path, and so current_schema(); a job table elsewhere is not ours.
+SELECT coalesce(n_dead_tup, 0) FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'job';
 
 -- name: job_delete_expired
 -- Retention: delete finished jobs older than their queue's retention, in bounded batches.
