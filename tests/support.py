@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def decoded(value: Any) -> Any:
+    """A value the store answers as the database's JSON text (orjson.Fragment), as a client reads it."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def free_port() -> int:

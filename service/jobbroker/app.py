@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from jobbroker import __version__, metrics
-from jobbroker.api import auth, docs, problems
+from jobbroker.api import auth, docs, problems, spec
 from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
 from jobbroker.api.routes import dlq, health, jobs, leases, queues, schedules, subscriptions
@@ -40,10 +39,6 @@ TAGS = [
     {"name": "schedules", "description": "Recurring jobs: a cron expression enqueues a job each time it fires."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
-
-
-def operation_id(route: APIRoute) -> str:
-    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -100,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        generate_unique_id_function=operation_id,
+        generate_unique_id_function=spec.operation_id,
         docs_url=None,
         redoc_url=None,
     )
@@ -110,13 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (jobs, leases, dlq, queues, subscriptions, schedules, health, metrics_routes):
         app.include_router(module.router)
     docs.install(app)
+    open_paths = auth.open_paths(metrics_open=not settings.metrics.require_auth)
+    spec.install(app, open_paths)
     # The edge (request id, authentication, body limit, metrics) first; the hot routes' fast path
     # last, just before FastAPI's routing (middleware added later runs earlier).
     app.add_middleware(FastPath)
     app.add_middleware(
         Edge,
         keys=keys,
-        open_paths=auth.open_paths(metrics_open=not settings.metrics.require_auth),
+        open_paths=open_paths,
         max_request_bytes=settings.max_request_bytes,
         access_log=settings.log_access,
     )

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from jobbroker import events, metrics
-from jobbroker.core.errors import PayloadTooLarge
+from jobbroker.core import jsontext
+from jobbroker.core.errors import InvalidInput, PayloadTooLarge
 from jobbroker.core.models import DeadSelection, NewJob, Settle
 from jobbroker.core.schedule import next_fire
 from jobbroker.settings import Settings
@@ -61,7 +62,13 @@ class Broker:
 
     def check_size(self, value: Any, what: str) -> None:
         limit = self.settings.jobs.max_payload_bytes
-        if value is not None and len(orjson.dumps(value)) > limit:
+        if value is None:
+            return
+        try:
+            size = len(jsontext.dumps(value))
+        except (orjson.JSONEncodeError, ValueError) as exc:  # ValueError: an integer past Python's digit limit
+            raise InvalidInput(f"the {what} cannot be stored as JSON") from exc
+        if size > limit:
             raise PayloadTooLarge(f"the {what} exceeds {limit} bytes as JSON")
 
     async def lease(

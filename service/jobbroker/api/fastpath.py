@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobbroker.api import auth
 from jobbroker.api.problems import on_broker_error
 from jobbroker.api.routes import api_routes, jobs, leases
-from jobbroker.api.schemas import QUEUE_PATTERN
+from jobbroker.api.schemas import LINE_PATTERN, QUEUE_PATTERN
+from jobbroker.core import jsontext
 from jobbroker.core.errors import BrokerError
 from jobbroker.core.models import parse_job_id
 from jobbroker.keys import Scope as KeyScope
@@ -41,6 +42,7 @@ HOT_ENDPOINTS = (
     jobs.enqueue_batch,
 )
 _QUEUE = re.compile(QUEUE_PATTERN)
+_LINE = re.compile(LINE_PATTERN)
 _CORRELATION_MAX = 255
 _JSON_TYPES = ("application/json", "")
 
@@ -80,7 +82,7 @@ def _path_args(match: re.Match[str]) -> dict[str, Any] | None:
     args: dict[str, Any] = {}
     for name, value in match.groupdict().items():
         if name == "queue":
-            if not _QUEUE.match(value):
+            if not _QUEUE.fullmatch(value):
                 return None
             args["queue"] = value
         elif name == "id":
@@ -123,8 +125,8 @@ class FastPath:
             await (await on_broker_error(Request(scope), exc))(scope, receive, send)
             return
         try:
-            kwargs["body"] = route.body.model_validate_json(body)
-        except ValidationError:
+            kwargs["body"] = route.body.model_validate(jsontext.loads(body))
+        except ValueError:  # not JSON, a refused value, or a ValidationError: FastAPI answers it
             await self.app(scope, _replay(body, receive), send)
             return
         if route.wants_request:
@@ -149,7 +151,7 @@ class FastPath:
         kwargs = _path_args(match)
         if kwargs is not None and route.wants_correlation:
             correlation = headers.get("x-correlation-id")
-            if correlation is not None and len(correlation) > _CORRELATION_MAX:
+            if correlation is not None and (len(correlation) > _CORRELATION_MAX or not _LINE.fullmatch(correlation)):
                 return None
             kwargs["correlation_id"] = correlation
         return kwargs

@@ -91,20 +91,15 @@ def install(app: FastAPI) -> None:
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries declaring each error answer a route can give as a Problem."""
-    from jobbroker.api.schemas import Problem
-
+    """OpenAPI entries declaring each error answer a route can give (api/spec.py types them as Problem)."""
     described = {
-        400: "Malformed request",
+        400: "Malformed request (the body is not JSON)",
         401: "Missing or unknown API key",
         403: "API key lacks the scope",
         404: "No such job",
-        409: "Conflict with the job's state or lease",
+        409: "Conflict with the job's state, its lease or an existing job",
         413: "Payload too large",
         422: "Validation error",
         503: "Database unavailable",
     }
-    return {
-        s: {"model": Problem, "description": described[s], "content": {"application/problem+json": {}}}
-        for s in (*statuses, 422, 503)
-    }
+    return {s: {"description": described[s]} for s in (400, *statuses, 422, 503)}

@@ -5,36 +5,72 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Strict as StrictType
 
+from jobbroker.core import jsontext
 from jobbroker.core.models import Backoff, NewJob
 from jobbroker.core.states import JobState
 
+# Patterns are anchored as JSON Schema (ECMA 262) and the validator (Rust regex) read them: `$` is
+# the end of the text, so no trailing newline passes. Python code matches them with `fullmatch`.
 QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+# Names: no whitespace, no control characters.
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+# Free text that Postgres stores: no U+0000 (a body cannot carry one: core/jsontext.py refuses it).
+TEXT_PATTERN = r"^[^\x00]*$"
+# Header and label text: no control characters.
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 MAX_DELAY_S = 366 * 86_400
 MAX_VISIBILITY_S = 43_200
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("give an RFC 3339 date-time string")
+    return value
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-JobType = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$", examples=["send-email"])]
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+def _aware_in_range(value: datetime) -> datetime:
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("must lie between 1970-01-01 and 9999-12-31 (UTC)")
+    return value
+
+
+def _float(value: Any) -> Any:
+    # A body decodes its floats exactly (core/jsontext.py); a number field takes their value.
+    return float(value) if type(value) is jsontext.LosslessFloat else value
+
+
+# Bodies validate strictly (no "5" or true for a number, no "false" for a boolean); a date-time is
+# the one field given as text, and only as text.
+AwareDatetime = Annotated[datetime, StrictType(False), BeforeValidator(_text_only), AfterValidator(_aware_in_range)]
+Number = Annotated[float, BeforeValidator(_float)]
+JobType = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN, examples=["send-email"])]
+WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=LINE_PATTERN, examples=["worker-1"])]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
 JobId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", examples=["1042"])]
-LeaseId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{32,36}$", examples=["7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11"])]
+LeaseId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+        examples=["7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11"],
+    ),
+]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BackoffIn(Strict):
-    initial_seconds: float | None = Field(None, gt=0, le=86_400, description="Delay before the first retry.")
-    max_seconds: float | None = Field(None, gt=0, le=7 * 86_400, description="Cap on any one delay.")
-    multiplier: float | None = Field(None, ge=1, le=10, description="Growth factor per attempt.")
-    jitter: float | None = Field(None, ge=0, le=1, description="Fraction of the delay randomly taken off (0–1).")
+    initial_seconds: Number | None = Field(None, gt=0, le=86_400, description="Delay before the first retry.")
+    max_seconds: Number | None = Field(None, gt=0, le=7 * 86_400, description="Cap on any one delay.")
+    multiplier: Number | None = Field(None, ge=1, le=10, description="Growth factor per attempt.")
+    jitter: Number | None = Field(None, ge=0, le=1, description="Fraction of the delay randomly taken off (0–1).")
 
     @model_validator(mode="after")
     def _ordered(self) -> BackoffIn:
@@ -66,7 +102,7 @@ class EnqueueRequest(Strict):
     type: JobType
     payload: Any = Field(default_factory=dict, description="Any JSON value, up to the payload size limit.")
     priority: int = Field(0, ge=-32_768, le=32_767, description="Lower is leased first.")
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="Run no sooner than this.")
+    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S, description="Run no sooner than this.")
     run_at: AwareDatetime | None = Field(None, description="Run no sooner than this instant (RFC 3339).")
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Attempts before the job is dead.")
     backoff: BackoffIn | None = None
@@ -74,9 +110,13 @@ class EnqueueRequest(Strict):
         None, ge=1, le=MAX_VISIBILITY_S, description="Default visibility timeout of this job's leases."
     )
     idempotency_key: str | None = Field(
-        None, min_length=1, max_length=255, description="A repeat in the same queue answers the existing job."
+        None,
+        min_length=1,
+        max_length=255,
+        description="A repeat in the same queue answers the existing job (200, `duplicate`); one with a "
+        "different type or payload while that job exists is 409 `idempotency_conflict`.",
     )
-    correlation_id: str | None = Field(None, min_length=1, max_length=255)
+    correlation_id: str | None = Field(None, min_length=1, max_length=255, pattern=LINE_PATTERN)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
@@ -126,12 +166,12 @@ class LeaseRequest(Strict):
         },
     )
 
-    worker_id: str = Field(min_length=1, max_length=200)
+    worker_id: WorkerId
     max_jobs: int = Field(1, ge=1, le=1000)
     visibility_timeout_seconds: int | None = Field(
         None, ge=1, le=MAX_VISIBILITY_S, description="Defaults to each job's timeout_seconds."
     )
-    wait_seconds: float = Field(0, ge=0, le=30, description="Long-poll: wait this long for a job.")
+    wait_seconds: Number = Field(0, ge=0, le=30, description="Long-poll: wait this long for a job.")
     types: list[JobType] | None = Field(None, min_length=1, max_length=100, description="Only these types.")
 
 
@@ -150,7 +190,7 @@ class ErrorIn(Strict):
     """What went wrong; a bare string is taken as the message."""
 
     message: str = Field("unspecified error", max_length=10_000)
-    type: str | None = Field(None, max_length=200)
+    type: str | None = Field(None, max_length=200, pattern=LINE_PATTERN)
     details: Any = None
 
     @model_validator(mode="before")
@@ -176,12 +216,12 @@ class NackRequest(Strict):
     lease_id: LeaseId
     error: ErrorIn = Field(default_factory=ErrorIn)
     retryable: bool = True
-    retry_in_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
+    retry_in_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S)
 
 
 class ReleaseRequest(Strict):
     lease_id: LeaseId
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="Lease again no sooner than this.")
+    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S, description="Lease again no sooner than this.")
 
 
 class AckItem(AckRequest):
@@ -211,7 +251,9 @@ class DeadSelectionRequest(Strict):
     ids: list[JobId] | None = Field(None, min_length=1, max_length=1000)
     queue: str | None = Field(None, pattern=QUEUE_PATTERN)
     type: JobType | None = None
-    error: str | None = Field(None, min_length=1, max_length=500, description="Substring of the error history.")
+    error: str | None = Field(
+        None, min_length=1, max_length=500, description="Substring of a recorded error's message or type."
+    )
     since: AwareDatetime | None = Field(None, description="Died at or after this instant.")
     until: AwareDatetime | None = Field(None, description="Died before this instant.")
     limit: int = Field(1000, ge=1, le=100_000)
@@ -226,7 +268,7 @@ class DeadSelectionRequest(Strict):
 class QueuePatch(Strict):
     paused: bool | None = None
     max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="Active jobs at most; null lifts it.")
-    rate_limit: float | None = Field(None, gt=0, le=1_000_000, description="Leases per second; null lifts it.")
+    rate_limit: Number | None = Field(None, gt=0, le=1_000_000, description="Leases per second; null lifts it.")
     default_max_attempts: int | None = Field(None, ge=1, le=1000)
     default_backoff: BackoffIn | None = None
     retention_seconds: int | None = Field(
@@ -342,14 +384,39 @@ class QueueList(BaseModel):
     items: list[QueueOut]
 
 
-class Problem(BaseModel):
+class ProblemItem(BaseModel):
+    """One invalid value: where it is (`["body", "payload", "x"]`) and what is wrong with it."""
+
+    loc: list[str | int]
+    msg: str
     type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error answer has this shape, with a stable machine `code`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:jobbroker:problem:lease_lost",
+                    "title": "Lease lost",
+                    "status": 409,
+                    "detail": "job 1042 is not held by lease 7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11 (state active)",
+                    "code": "lease_lost",
+                    "instance": "/v1/jobs/1042/ack",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="A URN naming the problem type: `urn:jobbroker:problem:<code>`.")
     title: str
     status: int
     detail: str
-    code: str = Field(examples=["lease_lost"])
-    instance: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    code: str = Field(examples=["lease_lost"], description="Stable machine code to branch on.")
+    instance: str | None = Field(None, description="The request path.")
+    errors: list[ProblemItem] | None = Field(None, description="For validation errors: each invalid value.")
 
 
 class Health(BaseModel):

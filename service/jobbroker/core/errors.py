@@ -8,6 +8,8 @@ BrokerError
 ├── ScheduleExists       409 schedule_exists
 ├── LeaseLost            409 lease_lost
 ├── InvalidState         409 invalid_state
+├── Conflict             409 conflict
+├── IdempotencyConflict  409 idempotency_conflict
 ├── PayloadTooLarge      413 payload_too_large
 ├── InvalidInput         422 validation_error
 ├── UrlNotAllowed        422 url_not_allowed
@@ -58,6 +60,14 @@ class LeaseLost(BrokerError):
 
 class InvalidState(BrokerError):
     status, code, title = 409, "invalid_state", "Invalid state for this operation"
+
+
+class Conflict(BrokerError):
+    status, code, title = 409, "conflict", "Conflict with the stored data"
+
+
+class IdempotencyConflict(BrokerError):
+    status, code, title = 409, "idempotency_conflict", "Idempotency key reused with a different job"
 
 
 class PayloadTooLarge(BrokerError):

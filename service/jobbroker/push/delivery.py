@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from jobbroker.core import jsontext
 from jobbroker.core.push import PushTarget
 from jobbroker.push import signing
 from jobbroker.push.ssrf import AddressRefused
@@ -141,8 +142,8 @@ def _json_result(response: httpx.Response, answer: bytes, limit: int) -> Any:
     if not answer or len(answer) > limit or not (media_type == "application/json" or media_type.endswith("+json")):
         return None
     try:
-        return orjson.loads(answer)
-    except orjson.JSONDecodeError:
+        return jsontext.loads(answer)  # exact: a big integer stays that integer
+    except ValueError:  # not JSON, or a value JSON or Postgres cannot hold (NaN, U+0000, ...)
         return None
 
 

@@ -22,7 +22,7 @@ import httpx
 
 from jobbroker import events, metrics
 from jobbroker.broker import Broker
-from jobbroker.core.errors import DatabaseUnavailable, JobNotFound, LeaseLost, PayloadTooLarge
+from jobbroker.core.errors import DatabaseUnavailable, InvalidInput, JobNotFound, LeaseLost, PayloadTooLarge
 from jobbroker.core.push import PushTarget
 from jobbroker.push import delivery
 from jobbroker.push.ssrf import NetworkPolicy, guarded_client
@@ -157,8 +157,9 @@ class Dispatcher:
     async def _ack(self, job_id: int, lease_id: str, result: Any) -> None:
         try:
             await self.broker.ack(job_id, lease_id, result)
-        except PayloadTooLarge:
-            # The answer fit in max_result_bytes as sent but not once re-encoded: keep no result.
+        except (PayloadTooLarge, InvalidInput):
+            # The answer fit in max_result_bytes as sent but not once re-encoded, or the database
+            # refused a value in it: keep no result.
             await self.broker.ack(job_id, lease_id, None)
 
 

@@ -16,13 +16,24 @@ R = TypeVar("R")
 
 
 class Coalescer(Generic[T, R]):
-    """`submit(item)` answers `flush(batch)[i]` for the caller's item; a failed flush fails every
-    caller in it. At most `in_flight` batches run at once, each of at most `max_batch` items."""
+    """`submit(item)` answers `flush(batch)[i]` for the caller's item. At most `in_flight` batches
+    run at once, each of at most `max_batch` items.
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], max_batch: int, in_flight: int) -> None:
+    A flush that raises one of `isolate` (a value the database refused: the statement changed
+    nothing) is tried again item by item, so that only the callers whose items fail get the error;
+    any other failure fails every caller in the batch."""
+
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[list[R]]],
+        max_batch: int,
+        in_flight: int,
+        isolate: tuple[type[Exception], ...] = (),
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._in_flight = in_flight
+        self._isolate = isolate
         self._running = 0
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -57,6 +68,10 @@ class Coalescer(Generic[T, R]):
                 future.cancel()
             raise
         except Exception as exc:
+            if len(batch) > 1 and isinstance(exc, self._isolate):
+                for one in batch:
+                    await self._send([one])
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

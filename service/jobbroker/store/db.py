@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from jobbroker.core.errors import DatabaseUnavailable, InvalidInput
+from jobbroker.core import jsontext
+from jobbroker.core.errors import Conflict, DatabaseUnavailable, InvalidInput
 from jobbroker.settings import DbSettings
 
 # Failures that mean "the database is not reachable right now", as opposed to a bad statement.
@@ -24,6 +25,20 @@ UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+)
+
+# A value the database will not take: a number out of range, text it cannot store, a check that
+# fails. Their messages can quote the values (a check's detail holds the whole failing row, secrets
+# included), so the answer never repeats them; `from exc` keeps them for debugging only.
+REFUSED = (
+    asyncpg.DataError,
+    asyncpg.exceptions._base.DataError,  # asyncpg's own: a parameter it cannot encode
+    asyncpg.CheckViolationError,
+    asyncpg.NotNullViolationError,
+    asyncpg.ProgramLimitExceededError,
+    asyncpg.InvalidTextRepresentationError,
+    UnicodeError,
+    OverflowError,
 )
 
 
@@ -40,12 +55,13 @@ def sqlalchemy_url(url: str) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # Binary jsonb is a version byte followed by the text; orjson does both directions fast.
+    # Binary jsonb is a version byte followed by the text. Values read stay that text, embedded as it
+    # is in answers (exact, and no decoding on the hot path); see core/jsontext.py.
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
+        encoder=lambda value: b"\x01" + jsontext.dumps(value),
+        decoder=lambda data: orjson.Fragment(data[1:]),
         format="binary",
     )
 
@@ -149,10 +165,12 @@ class Database:
         try:
             async with pool.acquire(timeout=self._settings.command_timeout_s) as conn:
                 yield conn
+        except REFUSED as exc:  # before UNAVAILABLE: asyncpg's own DataError is an InterfaceError
+            raise InvalidInput("a value was refused by the database (out of range or not storable)") from exc
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict("the change conflicts with the stored data") from exc
         except UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        except asyncpg.DataError as exc:
-            raise InvalidInput(f"value rejected by the database: {exc}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
-from jobbroker.core.errors import InvalidInput, InvalidState, JobNotFound, LeaseLost
+from jobbroker.core import jsontext
+from jobbroker.core.errors import IdempotencyConflict, InvalidInput, InvalidState, JobNotFound, LeaseLost
 from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
 from jobbroker.core.states import JobState
 from jobbroker.settings import JobDefaults
@@ -81,41 +83,48 @@ class JobStore:
         self.db = db
         self.defaults = defaults
         self.default_timeout_s = default_timeout_s
-        self._acks = Coalescer(self._ack_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
-        self._enqueues = Coalescer(self._enqueue_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
-        self._leases = Coalescer(self._lease_each, max_batch=COALESCE_BATCH, in_flight=COALESCE_IN_FLIGHT)
+        # A coalesced statement that Postgres refuses (one caller's value) is tried again call by
+        # call, so only that caller fails; each flush is atomic, so a retried call did nothing yet.
+        options = {"max_batch": COALESCE_BATCH, "in_flight": COALESCE_IN_FLIGHT, "isolate": (InvalidInput,)}
+        self._acks = Coalescer(self._ack_each, **options)
+        self._enqueues = Coalescer(self._enqueue_each, **options)
+        self._leases = Coalescer(self._lease_each, **options)
 
     async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
-        """Insert jobs atomically; answers (job, duplicate) per input, in input order. Concurrent
-        single-job calls share a statement (see _enqueue_each)."""
-        if len(jobs) != 1:
-            return await self._insert(queue, jobs)
-        answer = await self._enqueues.submit((queue, jobs[0]))
-        if isinstance(answer, Exception):
-            raise answer
-        return [answer]
+        """Insert jobs atomically; answers (job, duplicate) per input, in input order. An
+        idempotency key that names a job of another type or payload fails the call (409), and a
+        batch with one such job stores none. Concurrent single-job calls share a statement (see
+        _enqueue_each)."""
+        if len(jobs) == 1:
+            answer = await self._enqueues.submit((queue, jobs[0]))
+            if isinstance(answer, Exception):
+                raise answer
+            return [answer]
+        # Only a repeated key can fail a batch after its statement inserted jobs.
+        keyed = any(j.idempotency_key is not None for j in jobs)
+        async with self.db.connection() as conn, _atomic(conn, keyed):
+            answers = await self._insert(conn, queue, jobs)
+            for answer in answers:
+                if isinstance(answer, Exception):
+                    raise answer
+        return answers  # type: ignore[return-value]
 
     async def _enqueue_each(self, items: list[tuple[str, NewJob]]) -> list[tuple[Job, bool] | Exception]:
-        """Concurrent single enqueues, one statement per queue. A statement that Postgres refuses
-        (one job's value rejected) is tried again job by job, so that only that job's caller fails."""
+        """Concurrent single enqueues, one statement per queue, in one transaction when there are
+        several (a refused one then undoes the others before the calls are tried one by one)."""
         groups: dict[str, list[int]] = {}
         for i, (queue, _) in enumerate(items):
             groups.setdefault(queue, []).append(i)
         answers: dict[int, tuple[Job, bool] | Exception] = {}
-        for queue, members in groups.items():
-            try:
-                inserted = await self._insert(queue, [items[i][1] for i in members])
-            except InvalidInput:
-                for i in members:
-                    try:
-                        [answers[i]] = await self._insert(queue, [items[i][1]])
-                    except InvalidInput as exc:
-                        answers[i] = exc
-            else:
+        async with self.db.connection() as conn, _atomic(conn, len(groups) > 1):
+            for queue, members in groups.items():
+                inserted = await self._insert(conn, queue, [items[i][1] for i in members])
                 answers.update(zip(members, inserted, strict=True))
         return [answers[i] for i in range(len(items))]
 
-    async def _insert(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
+    async def _insert(
+        self, conn: asyncpg.Connection, queue: str, jobs: list[NewJob]
+    ) -> list[tuple[Job, bool] | IdempotencyConflict]:
         d = self.defaults
         args = {
             "queue": queue,
@@ -142,21 +151,21 @@ class JobStore:
         }
         # One statement is atomic on its own; BEGIN and COMMIT would only add two round trips. The
         # re-read below takes a fresh snapshot either way (read committed).
-        async with self.db.connection() as conn:
-            rows = await conn.fetch(Q["job_enqueue"].sql, *Q["job_enqueue"].args(args))
-            answers: list[tuple[Job, bool] | None] = [None] * len(jobs)
-            for row in rows:
-                answers[row["ord"] - 1] = (public_job(row), row["duplicate"])
-            missing = [jobs[i].idempotency_key for i, a in enumerate(answers) if a is None]
-            if missing:
-                q = Q["job_get_by_idempotency_keys"]
-                found = {
-                    r["idempotency_key"]: public_job(r)
-                    for r in await conn.fetch(q.sql, *q.args({"queue": queue, "keys": missing}))
-                }
-                for i, answer in enumerate(answers):
-                    if answer is None:
-                        answers[i] = (found[jobs[i].idempotency_key], True)
+        rows = await conn.fetch(Q["job_enqueue"].sql, *Q["job_enqueue"].args(args))
+        answers: list[tuple[Job, bool] | IdempotencyConflict | None] = [None] * len(jobs)
+        for row in rows:
+            answers[row["ord"] - 1] = _enqueued(row)
+        missing = [i for i, a in enumerate(answers) if a is None]
+        if missing:
+            q = Q["job_get_by_idempotency_keys"]
+            found = {
+                "queue": queue,
+                "keys": [jobs[i].idempotency_key for i in missing],
+                "types": [jobs[i].type for i in missing],
+                "payloads": [args["payloads"][i] for i in missing],
+            }
+            for row in await conn.fetch(q.sql, *q.args(found)):
+                answers[missing[row["ord"] - 1]] = _enqueued(row)
         return answers  # type: ignore[return-value]
 
     async def lease(
@@ -189,7 +198,7 @@ class JobStore:
             groups.setdefault(ask[:3], []).append(i)
         dealt: list[list[asyncpg.Record]] = [[] for _ in asks]
         q = Q["job_lease_each"]
-        async with self.db.lease_connection() as conn:
+        async with self.db.lease_connection() as conn, _atomic(conn, len(groups) > 1):
             for (queue, types, visibility_timeout_s), members in groups.items():
                 args = {
                     "queue": queue,
@@ -481,6 +490,21 @@ class JobStore:
         return int(status.split()[-1])
 
 
+def _atomic(conn: asyncpg.Connection, needed: bool) -> AbstractAsyncContextManager[Any]:
+    """A transaction when several statements must stand or fall together; else nothing to pay."""
+    return conn.transaction() if needed else contextlib.nullcontext()
+
+
+def _enqueued(row: asyncpg.Record) -> tuple[Job, bool] | IdempotencyConflict:
+    if row["conflict"]:
+        return IdempotencyConflict(
+            f"idempotency key {row['idempotency_key']!r} belongs to job {row['id']}, enqueued with another "
+            "type or payload",
+            job_id=str(row["id"]),
+        )
+    return public_job(row), row["duplicate"]
+
+
 def _uuid(value: str) -> UUID | None:
     try:
         return UUID(value)
@@ -489,7 +513,7 @@ def _uuid(value: str) -> UUID | None:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsontext.dumps(value).decode()
 
 
 def _repeat_of_settle(

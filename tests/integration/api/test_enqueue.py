@@ -49,13 +49,28 @@ async def test_delay_and_run_at_schedule_the_job(client: httpx.AsyncClient) -> N
 
 
 async def test_repeated_idempotency_key_answers_the_existing_job(client: httpx.AsyncClient) -> None:
-    first = await enqueue(client, idempotency_key="once", payload={"n": 1})
-    second = await enqueue(client, idempotency_key="once", payload={"n": 2})
+    first = await enqueue(client, idempotency_key="once", payload={"n": 1, "m": [1.0]})
+    second = await enqueue(client, idempotency_key="once", payload={"m": [1.0], "n": 1})  # key order aside
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["duplicate"] is True
-    assert second.json()["id"] == first.json()["id"] and second.json()["payload"] == {"n": 1}
+    assert second.json()["id"] == first.json()["id"] and second.json()["payload"] == {"n": 1, "m": [1.0]}
     other_queue = await enqueue(client, "other", idempotency_key="once")
     assert other_queue.status_code == 201
+
+
+async def test_idempotency_key_reused_with_another_payload_or_type_is_a_conflict_naming_the_job(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    first = (await enqueue(client, idempotency_key="once", payload={"n": 1})).json()
+    for changed in ({"payload": {"n": 2}}, {"type": "other", "payload": {"n": 1}}):
+        response = await enqueue(client, idempotency_key="once", **changed)
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "idempotency_conflict" and response.json()["job_id"] == first["id"]
+        assert first["id"] in response.json()["detail"]
+    batch = [{"type": "send", "payload": {"fresh": True}}, {"type": "send", "idempotency_key": "once"}]
+    response = await client.post("/v1/queues/emails/jobs:batch", json={"jobs": batch})
+    assert response.status_code == 409 and response.json()["code"] == "idempotency_conflict"
+    assert await pool.fetchval("SELECT count(*) FROM job") == 1, "a conflicting batch stored nothing"
 
 
 async def test_concurrent_identical_idempotent_enqueues_create_one_job(
@@ -71,9 +86,9 @@ async def test_batch_answers_in_input_order_with_duplicates(client: httpx.AsyncC
     await enqueue(client, idempotency_key="seen")
     jobs = [
         {"type": "a"},
-        {"type": "b", "idempotency_key": "seen"},
+        {"type": "send", "idempotency_key": "seen"},
         {"type": "c", "idempotency_key": "new"},
-        {"type": "d", "idempotency_key": "new"},
+        {"type": "c", "idempotency_key": "new"},
     ]
     response = await client.post("/v1/queues/emails/jobs:batch", json={"jobs": jobs})
     assert response.status_code == 201

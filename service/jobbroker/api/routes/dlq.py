@@ -9,22 +9,34 @@ from fastapi.responses import Response
 
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.routes.jobs import page
-from jobbroker.api.schemas import AwareDatetime, CountOut, DeadSelectionRequest, JobPage
+from jobbroker.api.schemas import (
+    NAME_PATTERN,
+    QUEUE_PATTERN,
+    TEXT_PATTERN,
+    AwareDatetime,
+    CountOut,
+    DeadSelectionRequest,
+    JobPage,
+)
 from jobbroker.core.models import DeadSelection, JobFilter, parse_job_id
 from jobbroker.core.states import JobState
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["dlq"], **protected(Scope.ADMIN))
+router = APIRouter(route_class=JsonRoute, tags=["dlq"], **protected(Scope.ADMIN))
 
 
 @router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs")
 async def list_dead(
     broker: BrokerDep,
-    queue: Annotated[str | None, Query(max_length=128)] = None,
-    type: Annotated[str | None, Query(max_length=200)] = None,
-    error: Annotated[str | None, Query(max_length=500, description="Substring of the error history.")] = None,
+    queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
+    type: Annotated[str | None, Query(max_length=200, pattern=NAME_PATTERN)] = None,
+    error: Annotated[
+        str | None,
+        Query(max_length=500, pattern=TEXT_PATTERN, description="Substring of a recorded error's message or type."),
+    ] = None,
     since: Annotated[AwareDatetime | None, Query(description="Died at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Died before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

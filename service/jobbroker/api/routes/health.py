@@ -6,11 +6,12 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from jobbroker.api.deps import BrokerDep
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import Health
 from jobbroker.core.errors import DatabaseUnavailable
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=JsonRoute, tags=["health"])
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")

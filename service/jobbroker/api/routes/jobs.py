@@ -11,9 +11,14 @@ from fastapi.responses import Response
 
 from jobbroker.api.auth import requires
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import (
+    LINE_PATTERN,
+    NAME_PATTERN,
+    QUEUE_PATTERN,
+    TEXT_PATTERN,
     EnqueueBatchOut,
     EnqueueBatchRequest,
     EnqueueOut,
@@ -26,11 +31,17 @@ from jobbroker.core.models import JobFilter
 from jobbroker.core.states import JobState
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["jobs"], responses=responses(401, 403))
+router = APIRouter(route_class=JsonRoute, tags=["jobs"], responses=responses(401, 403))
 PRODUCE = [requires(Scope.PRODUCE)]
 ADMIN = [requires(Scope.ADMIN)]
 CorrelationHeader = Annotated[
-    str | None, Header(alias="X-Correlation-ID", max_length=255, description="Stored as the job's correlation_id.")
+    str | None,
+    Header(
+        alias="X-Correlation-ID",
+        max_length=255,
+        pattern=LINE_PATTERN,
+        description="Stored as the job's correlation_id.",
+    ),
 ]
 
 
@@ -40,14 +51,18 @@ CorrelationHeader = Annotated[
     response_model=EnqueueOut,
     summary="Enqueue a job",
     dependencies=PRODUCE,
-    responses={200: {"model": EnqueueOut, "description": "Duplicate: the idempotency key exists"}, **responses(413)},
+    responses={
+        200: {"model": EnqueueOut, "description": "Duplicate: the idempotency key exists"},
+        **responses(409, 413),
+    },
 )
 async def enqueue(
     queue: QueueName, body: EnqueueRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
 ) -> Response:
     """Add one job to `queue`. It is leased once `run_at` (now, `delay_seconds` later, or the given
     instant) has come. A repeated `idempotency_key` in the same queue creates nothing and answers the
-    existing job with status 200 and `"duplicate": true`."""
+    existing job with status 200 and `"duplicate": true`; if that job has another type or payload, the
+    answer is 409 `idempotency_conflict` naming it (`job_id`)."""
     [(job, duplicate)] = await broker.enqueue(queue, [body.to_core(correlation_id)])
     return ORJSON({**job, "duplicate": duplicate}, status_code=200 if duplicate else 201)
 
@@ -58,13 +73,14 @@ async def enqueue(
     response_model=EnqueueBatchOut,
     summary="Enqueue up to 1000 jobs at once",
     dependencies=PRODUCE,
-    responses=responses(413),
+    responses=responses(409, 413),
 )
 async def enqueue_batch(
     queue: QueueName, body: EnqueueBatchRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
 ) -> Response:
     """Add up to 1000 jobs in one transaction: all are stored or, on any invalid item, none.
-    Answers each job in input order, with `duplicate` for repeated idempotency keys."""
+    Answers each job in input order, with `duplicate` for repeated idempotency keys; a key naming
+    a job of another type or payload is 409 `idempotency_conflict` and stores nothing."""
     answers = await broker.enqueue(queue, [j.to_core(correlation_id) for j in body.jobs])
     return ORJSON({"jobs": [{**job, "duplicate": dup} for job, dup in answers]}, status_code=201)
 
@@ -78,11 +94,11 @@ async def get_job(job_id: JobIdDep, broker: BrokerDep) -> Response:
 @router.get("/v1/jobs", response_model=JobPage, summary="List jobs", dependencies=ADMIN)
 async def list_jobs(
     broker: BrokerDep,
-    queue: Annotated[str | None, Query(max_length=128)] = None,
+    queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     state: JobState | None = None,
-    type: Annotated[str | None, Query(max_length=200)] = None,
-    correlation_id: Annotated[str | None, Query(max_length=255)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=200, pattern=NAME_PATTERN)] = None,
+    correlation_id: Annotated[str | None, Query(max_length=255, pattern=TEXT_PATTERN)] = None,
+    tag: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> Response:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import (
     AckBatchRequest,
+    AckItem,
     AckRequest,
     HeartbeatOut,
     HeartbeatRequest,
@@ -18,14 +23,16 @@ from jobbroker.api.schemas import (
     LeaseOut,
     LeaseRequest,
     NackBatchRequest,
+    NackItem,
     NackRequest,
     ReleaseRequest,
     SettleBatchOut,
 )
+from jobbroker.core.errors import JobNotFound
 from jobbroker.core.models import Settle, parse_job_id
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["leases"], **protected(Scope.CONSUME))
+router = APIRouter(route_class=JsonRoute, tags=["leases"], **protected(Scope.CONSUME))
 
 
 @router.post("/v1/queues/{queue}/leases", response_model=LeaseOut, summary="Lease jobs")
@@ -85,20 +92,41 @@ async def release(job_id: JobIdDep, body: ReleaseRequest, broker: BrokerDep) -> 
 
 @router.post("/v1/acks", response_model=SettleBatchOut, summary="Acknowledge many jobs", responses=responses(413))
 async def ack_many(body: AckBatchRequest, broker: BrokerDep) -> Response:
-    """Up to 1000 acks in one statement, one outcome per item (`ok`, or `code` such as `lease_lost`)."""
-    items = [Settle(parse_job_id(i.id), i.lease_id, result=i.result) for i in body.items]
-    return ORJSON({"results": await broker.ack_many(items)})
+    """Up to 1000 acks in one statement, one outcome per item (`ok`, or `code` such as `lease_lost`;
+    an id no job can have is `job_not_found`, and the other items proceed)."""
+    items = [Settle(job_id, i.lease_id, result=i.result) for i, job_id in _with_ids(body.items)]
+    return ORJSON({"results": _merge(body.items, await broker.ack_many(items) if items else [])})
 
 
 @router.post(
     "/v1/nacks", response_model=SettleBatchOut, summary="Report many failed attempts", responses=responses(413)
 )
 async def nack_many(body: NackBatchRequest, broker: BrokerDep) -> Response:
-    """Up to 1000 nacks in one statement, one outcome per item."""
+    """Up to 1000 nacks in one statement, one outcome per item (as for acks)."""
     items = []
-    for i in body.items:
+    for i, job_id in _with_ids(body.items):
         error = i.error.model_dump(exclude_none=True)
-        items.append(
-            Settle(parse_job_id(i.id), i.lease_id, error=error, retryable=i.retryable, retry_in_s=i.retry_in_seconds)
-        )
-    return ORJSON({"results": await broker.nack_many(items)})
+        items.append(Settle(job_id, i.lease_id, error=error, retryable=i.retryable, retry_in_s=i.retry_in_seconds))
+    return ORJSON({"results": _merge(body.items, await broker.nack_many(items) if items else [])})
+
+
+def _job_id(raw: str) -> int | None:
+    try:
+        return parse_job_id(raw)
+    except JobNotFound:
+        return None
+
+
+def _with_ids(items: Sequence[AckItem | NackItem]) -> Iterator[tuple[Any, int]]:
+    """The items whose id a job can have, with that id."""
+    for item in items:
+        job_id = _job_id(item.id)
+        if job_id is not None:
+            yield item, job_id
+
+
+def _merge(items: Sequence[AckItem | NackItem], outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The store's outcomes in input order, `job_not_found` for the items it never saw."""
+    settled = iter(outcomes)
+    missing = {"ok": False, "code": JobNotFound.code}
+    return [next(settled) if _job_id(i.id) is not None else {"id": i.id, **missing} for i in items]

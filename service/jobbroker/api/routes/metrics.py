@@ -11,9 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from jobbroker import metrics
 from jobbroker.api.auth import requires
 from jobbroker.api.deps import BrokerDep
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=JsonRoute, tags=["health"])
 _metrics_scope = requires(Scope.METRICS).dependency
 
 

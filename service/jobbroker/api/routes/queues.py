@@ -7,11 +7,12 @@ from fastapi.responses import Response
 
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, QueueName
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schemas import QueueList, QueueOut, QueuePatch
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["queues"], **protected(Scope.ADMIN))
+router = APIRouter(route_class=JsonRoute, tags=["queues"], **protected(Scope.ADMIN))
 # Wire names of the settings that differ from the store's.
 RENAMED = {"retention_seconds": "retention", "dead_retention_seconds": "dead_retention"}
 

@@ -9,13 +9,14 @@ from fastapi.responses import Response
 
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.schedule_schemas import ScheduleCreate, ScheduleList, ScheduleOut, SchedulePatch
 from jobbroker.api.schemas import QUEUE_PATTERN
 from jobbroker.keys import Scope
 
-router = APIRouter(tags=["schedules"], **protected(Scope.ADMIN))
+router = APIRouter(route_class=JsonRoute, tags=["schedules"], **protected(Scope.ADMIN))
 ScheduleName = Annotated[
     str, Path(pattern=QUEUE_PATTERN, description="The schedule's name.", examples=["nightly-report"])
 ]

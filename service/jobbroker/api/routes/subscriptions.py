@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, SettingsDep
+from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
 from jobbroker.api.routes.jobs import decode_cursor, encode_cursor
@@ -27,7 +28,7 @@ from jobbroker.push import signing
 from jobbroker.push.ssrf import NetworkPolicy
 from jobbroker.settings import Settings
 
-router = APIRouter(tags=["subscriptions"], **protected(Scope.ADMIN))
+router = APIRouter(route_class=JsonRoute, tags=["subscriptions"], **protected(Scope.ADMIN))
 
 
 def subscription_id(id: Annotated[str, Path(description="The subscription's id.", examples=["7"])]) -> int:

@@ -32,7 +32,11 @@ WITH picked AS (
       AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
       AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
-      AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+      AND (CAST(:error AS text) IS NULL OR EXISTS (
+          -- An error's message or type, not the history's JSON keys or times.
+          SELECT 1 FROM jsonb_array_elements(errors) AS e
+          WHERE strpos(lower(e -> 'error' ->> 'message'), lower(CAST(:error AS text))) > 0
+             OR strpos(lower(e -> 'error' ->> 'type'), lower(CAST(:error AS text))) > 0))
       AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
       AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
     ORDER BY id
@@ -88,7 +92,8 @@ DELETE FROM job USING doomed WHERE job.id = doomed.id;
 
 -- name: job_enqueue
 -- Insert a batch in input order. Ids are drawn first so each answer maps back to its input;
--- an idempotency key already present in the queue inserts nothing and answers the existing job.
+-- an idempotency key already present in the queue inserts nothing and answers the existing job,
+-- with `conflict` when that job has another type or payload (jsonb equality: key order aside).
 -- JSON travels as text[]: a jsonb[] parameter would read a list payload as an array dimension.
 -- Jobs a concurrent transaction inserted are invisible to this statement's snapshot: the
 -- caller re-reads any input left unanswered.
@@ -128,9 +133,9 @@ inserted AS (
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 )
-SELECT i.ord, false AS duplicate, inserted.* FROM input i JOIN inserted ON inserted.id = i.id
+SELECT i.ord, false AS duplicate, false AS conflict, inserted.* FROM input i JOIN inserted ON inserted.id = i.id
 UNION ALL
-SELECT i.ord, true AS duplicate, j.*
+SELECT i.ord, true AS duplicate, (j.type <> i.type OR j.payload <> CAST(i.payload AS jsonb)) AS conflict, j.*
 FROM input i JOIN job j ON j.queue = CAST(:queue AS text) AND j.idempotency_key = i.idempotency_key
 WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.id = i.id)
 ORDER BY ord;
@@ -170,8 +175,12 @@ RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attem
 SELECT * FROM job WHERE id = :id;
 
 -- name: job_get_by_idempotency_keys
--- Jobs answering repeated idempotency keys that the enqueue statement could not see.
-SELECT * FROM job WHERE queue = :queue AND idempotency_key = ANY(CAST(:keys AS text[]));
+-- Jobs answering repeated idempotency keys that the enqueue statement could not see, by the
+-- ordinal of the asking input, with `conflict` as in job_enqueue.
+SELECT k.ord, true AS duplicate, (j.type <> k.type OR j.payload <> CAST(k.payload AS jsonb)) AS conflict, j.*
+FROM unnest(CAST(:keys AS text[]), CAST(:types AS text[]), CAST(:payloads AS text[]))
+     WITH ORDINALITY AS k(key, type, payload, ord)
+JOIN job j ON j.queue = CAST(:queue AS text) AND j.idempotency_key = k.key;
 
 -- name: job_heartbeat
 -- Extend a lease by its visibility timeout (or a new one) and record progress.
@@ -254,7 +263,11 @@ WHERE (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
   AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
   AND (CAST(:correlation_id AS text) IS NULL OR correlation_id = CAST(:correlation_id AS text))
   AND (CAST(:tag AS text) IS NULL OR tags @> ARRAY[CAST(:tag AS text)])
-  AND (CAST(:error AS text) IS NULL OR strpos(lower(CAST(errors AS text)), lower(CAST(:error AS text))) > 0)
+  AND (CAST(:error AS text) IS NULL OR EXISTS (
+          -- An error's message or type, not the history's JSON keys or times.
+          SELECT 1 FROM jsonb_array_elements(errors) AS e
+          WHERE strpos(lower(e -> 'error' ->> 'message'), lower(CAST(:error AS text))) > 0
+             OR strpos(lower(e -> 'error' ->> 'type'), lower(CAST(:error AS text))) > 0))
   AND (CAST(:since AS timestamptz) IS NULL OR coalesce(finished_at, created_at) >= CAST(:since AS timestamptz))
   AND (CAST(:until AS timestamptz) IS NULL OR coalesce(finished_at, created_at) < CAST(:until AS timestamptz))
   AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
