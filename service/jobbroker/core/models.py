@@ -18,6 +18,14 @@ def parse_job_id(raw: str) -> int:
     return int(raw)
 
 
+def job_id_or_none(raw: str) -> int | None:
+    """The job id `raw` names, or None when no job can have it (batch items and filters then match nothing)."""
+    try:
+        return parse_job_id(raw)
+    except JobNotFound:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     initial_s: float | None = None

@@ -21,7 +21,7 @@ from jobbroker.api.schemas import (
     DeadSelectionRequest,
     JobPage,
 )
-from jobbroker.core.models import DeadSelection, JobFilter, parse_job_id
+from jobbroker.core.models import DeadSelection, JobFilter, job_id_or_none
 from jobbroker.core.states import JobState
 from jobbroker.keys import Scope
 
@@ -48,7 +48,7 @@ async def list_dead(
 
 
 def _selection(body: DeadSelectionRequest) -> DeadSelection:
-    ids = tuple(parse_job_id(i) for i in body.ids) if body.ids is not None else None
+    ids = None if body.ids is None else tuple(i for i in map(job_id_or_none, body.ids) if i is not None)
     return DeadSelection(ids, body.queue, body.type, body.error, body.since, body.until, body.limit)
 
 

@@ -29,7 +29,7 @@ from jobbroker.api.schemas import (
     SettleBatchOut,
 )
 from jobbroker.core.errors import JobNotFound
-from jobbroker.core.models import Settle, parse_job_id
+from jobbroker.core.models import Settle, job_id_or_none
 from jobbroker.keys import Scope
 
 router = APIRouter(route_class=JsonRoute, tags=["leases"], **protected(Scope.CONSUME))
@@ -110,17 +110,10 @@ async def nack_many(body: NackBatchRequest, broker: BrokerDep) -> Response:
     return ORJSON({"results": _merge(body.items, await broker.nack_many(items) if items else [])})
 
 
-def _job_id(raw: str) -> int | None:
-    try:
-        return parse_job_id(raw)
-    except JobNotFound:
-        return None
-
-
 def _with_ids(items: Sequence[AckItem | NackItem]) -> Iterator[tuple[Any, int]]:
     """The items whose id a job can have, with that id."""
     for item in items:
-        job_id = _job_id(item.id)
+        job_id = job_id_or_none(item.id)
         if job_id is not None:
             yield item, job_id
 
@@ -129,4 +122,4 @@ def _merge(items: Sequence[AckItem | NackItem], outcomes: list[dict[str, Any]]) 
     """The store's outcomes in input order, `job_not_found` for the items it never saw."""
     settled = iter(outcomes)
     missing = {"ok": False, "code": JobNotFound.code}
-    return [next(settled) if _job_id(i.id) is not None else {"id": i.id, **missing} for i in items]
+    return [next(settled) if job_id_or_none(i.id) is not None else {"id": i.id, **missing} for i in items]
