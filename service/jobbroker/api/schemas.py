@@ -49,6 +49,8 @@ def _float(value: Any) -> Any:
 # the one field given as text, and only as text.
 AwareDatetime = Annotated[datetime, StrictType(False), BeforeValidator(_text_only), AfterValidator(_aware_in_range)]
 Number = Annotated[float, BeforeValidator(_float)]
+# The optional form validates the union, so that the field's bounds stay in its JSON schema.
+OptionalNumber = Annotated[float | None, BeforeValidator(_float)]
 JobType = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN, examples=["send-email"])]
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=LINE_PATTERN, examples=["worker-1"])]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
@@ -67,10 +69,10 @@ class Strict(BaseModel):
 
 
 class BackoffIn(Strict):
-    initial_seconds: Number | None = Field(None, gt=0, le=86_400, description="Delay before the first retry.")
-    max_seconds: Number | None = Field(None, gt=0, le=7 * 86_400, description="Cap on any one delay.")
-    multiplier: Number | None = Field(None, ge=1, le=10, description="Growth factor per attempt.")
-    jitter: Number | None = Field(None, ge=0, le=1, description="Fraction of the delay randomly taken off (0–1).")
+    initial_seconds: OptionalNumber = Field(None, gt=0, le=86_400, description="Delay before the first retry.")
+    max_seconds: OptionalNumber = Field(None, gt=0, le=7 * 86_400, description="Cap on any one delay.")
+    multiplier: OptionalNumber = Field(None, ge=1, le=10, description="Growth factor per attempt.")
+    jitter: OptionalNumber = Field(None, ge=0, le=1, description="Fraction of the delay randomly taken off (0–1).")
 
     @model_validator(mode="after")
     def _ordered(self) -> BackoffIn:
@@ -102,7 +104,7 @@ class EnqueueRequest(Strict):
     type: JobType
     payload: Any = Field(default_factory=dict, description="Any JSON value, up to the payload size limit.")
     priority: int = Field(0, ge=-32_768, le=32_767, description="Lower is leased first.")
-    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S, description="Run no sooner than this.")
+    delay_seconds: OptionalNumber = Field(None, ge=0, le=MAX_DELAY_S, description="Run no sooner than this.")
     run_at: AwareDatetime | None = Field(None, description="Run no sooner than this instant (RFC 3339).")
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Attempts before the job is dead.")
     backoff: BackoffIn | None = None
@@ -216,12 +218,12 @@ class NackRequest(Strict):
     lease_id: LeaseId
     error: ErrorIn = Field(default_factory=ErrorIn)
     retryable: bool = True
-    retry_in_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S)
+    retry_in_seconds: OptionalNumber = Field(None, ge=0, le=MAX_DELAY_S)
 
 
 class ReleaseRequest(Strict):
     lease_id: LeaseId
-    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_S, description="Lease again no sooner than this.")
+    delay_seconds: OptionalNumber = Field(None, ge=0, le=MAX_DELAY_S, description="Lease again no sooner than this.")
 
 
 class AckItem(AckRequest):
@@ -229,6 +231,19 @@ class AckItem(AckRequest):
 
 
 class NackItem(NackRequest):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "1042",
+                    "lease_id": "7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11",
+                    "error": {"type": "SMTPError", "message": "mail server refused the connection"},
+                    "retryable": True,
+                }
+            ]
+        }
+    )
+
     id: JobId
 
 
@@ -268,7 +283,7 @@ class DeadSelectionRequest(Strict):
 class QueuePatch(Strict):
     paused: bool | None = None
     max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="Active jobs at most; null lifts it.")
-    rate_limit: Number | None = Field(None, gt=0, le=1_000_000, description="Leases per second; null lifts it.")
+    rate_limit: OptionalNumber = Field(None, gt=0, le=1_000_000, description="Leases per second; null lifts it.")
     default_max_attempts: int | None = Field(None, ge=1, le=1000)
     default_backoff: BackoffIn | None = None
     retention_seconds: int | None = Field(

@@ -58,6 +58,12 @@ def install(app: FastAPI, open_paths: frozenset[str]) -> None:
     app.openapi_schema = None
 
 
+def _own_model(answer: dict[str, Any]) -> bool:
+    """An error answer a route declares with a model of its own (readiness answers its Health)."""
+    ref = answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    return bool(ref) and not ref.endswith(FASTAPI_ERROR_SCHEMAS)
+
+
 def complete(spec: dict[str, Any], open_paths: frozenset[str]) -> dict[str, Any]:
     spec["info"]["license"] = LICENSE
     spec["servers"] = SERVERS
@@ -68,7 +74,7 @@ def complete(spec: dict[str, Any], open_paths: frozenset[str]) -> dict[str, Any]
     for path, operations in spec.get("paths", {}).items():
         for operation in operations.values():
             for status, answer in operation.get("responses", {}).items():
-                if status[0] in "45":
+                if status[0] in "45" and not _own_model(answer):
                     answer["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
             if path in open_paths:
                 operation["security"] = []

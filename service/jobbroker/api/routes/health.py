@@ -14,7 +14,11 @@ from jobbroker.core.errors import DatabaseUnavailable
 router = APIRouter(route_class=JsonRoute, tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness")
+# Every path refuses a declared body over the request limit before routing.
+TOO_LARGE = {413: {"description": "Request body too large"}}
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness", responses=TOO_LARGE)
 async def healthz() -> Response:
     """The process is up. Never touches the database."""
     return ORJSON({"status": "ok"})
@@ -24,7 +28,7 @@ async def healthz() -> Response:
     "/readyz",
     response_model=Health,
     summary="Readiness",
-    responses={503: {"model": Health, "description": "Not ready"}},
+    responses={503: {"model": Health, "description": "Not ready"}, **TOO_LARGE},
 )
 async def readyz(broker: BrokerDep) -> Response:
     """Ready when the database answers and its schema is at the version this broker expects."""
