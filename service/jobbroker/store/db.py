@@ -80,7 +80,9 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 # Postgres CPU, shared by every job in a batch or a coalesced call.
 # JIT compiles a statement whose estimated cost passes jit_above_cost, at 50-400 ms of CPU each,
 # for statements that run in well under a millisecond.
-SESSION = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
+# A statement that fails is logged by Postgres without its parameters (the default, pinned here
+# against a server-wide change): they can hold payloads and signing secrets.
+SESSION = {"plan_cache_mode": "force_custom_plan", "jit": "off", "log_parameter_max_length_on_error": "0"}
 # Lease sessions (see Database) also never sort.
 LEASE_SESSION = {**SESSION, "enable_sort": "off"}
 DEFAULT_SCHEMA = DbSettings().schema_name
