@@ -69,3 +69,31 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     assert await kept == 2
     with pytest.raises(asyncio.CancelledError):
         await doomed
+
+
+async def test_a_flush_failing_with_an_isolated_error_is_retried_item_by_item() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        batches.append(items)
+        if 3 in items:
+            raise ValueError("refused")
+        return [i * 10 for i in items]
+
+    c = Coalescer(flush, max_batch=10, in_flight=1, isolate=(ValueError,))
+    answers = await asyncio.gather(*(c.submit(i) for i in range(5)), return_exceptions=True)
+    assert answers[:3] == [0, 10, 20] and answers[4] == 40
+    assert isinstance(answers[3], ValueError)
+    assert batches == [[0, 1, 2, 3, 4], [0], [1], [2], [3], [4]]
+
+
+async def test_a_flush_failing_otherwise_fails_the_whole_batch_without_retries() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        batches.append(items)
+        raise RuntimeError("database away")
+
+    c = Coalescer(flush, max_batch=10, in_flight=1, isolate=(ValueError,))
+    answers = await asyncio.gather(*(c.submit(i) for i in range(3)), return_exceptions=True)
+    assert all(isinstance(a, RuntimeError) for a in answers) and batches == [[0, 1, 2]]

@@ -90,9 +90,11 @@ def _why(data: bytes | str) -> ValueError:
         value = json.loads(data, parse_constant=_Constant)
     except RecursionError:
         return JsonRejected((), f"JSON nests deeper than {MAX_DEPTH} levels")
-    except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
-        if isinstance(exc, json.JSONDecodeError):
-            return JsonMalformed(f"not valid JSON ({exc.msg} at position {exc.pos})")
+    except json.JSONDecodeError as exc:
+        return JsonMalformed(f"not valid JSON ({exc.msg} at position {exc.pos})")
+    except UnicodeDecodeError:
+        return JsonMalformed("not valid JSON (not UTF-8)")
+    except ValueError:  # an integer beyond Python's digit limit (4300)
         return JsonRejected((), "a number has too many digits")
     for loc, problem in _problems(value, (), 1):
         return JsonRejected(loc, problem)

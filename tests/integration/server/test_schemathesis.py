@@ -23,7 +23,9 @@ MAX_EXAMPLES = "10"
 
 
 @pytest.mark.timeout(420)
-def test_schemathesis_finds_no_server_error_and_no_answer_off_the_spec(own_broker: BrokerProcess) -> None:
+def test_schemathesis_finds_no_server_error_and_no_answer_off_the_spec(
+    own_broker: BrokerProcess, tmp_path: Path
+) -> None:
     st = ST if ST.exists() else shutil.which("st")
     if st is None:
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
@@ -43,7 +45,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_spec(own_broke
         "none",
         "--no-color",
     ]
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    # In a temporary directory: schemathesis keeps its state in ./.schemathesis.
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     report = ran.stdout[-6000:] + ran.stderr[-2000:]
     assert ran.returncode == 0, report
     summary = ran.stdout.rpartition("SUMMARY")[2]

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from jobbroker.core import jsontext
 from jobbroker.core.errors import InvalidInput, JobNotFound, LeaseLost
 from jobbroker.core.models import NewJob
 from jobbroker.store.job import JobStore
@@ -166,3 +167,37 @@ async def test_concurrent_single_enqueues_share_a_statement_and_a_refused_one_fa
     (first, first_dup), (second, second_dup) = created[-2:]
     assert first["id"] == second["id"] and sorted([first_dup, second_dup]) == [False, True]
     assert await pool.fetchval("SELECT count(*) FROM job") == 5
+
+
+async def test_an_ack_whose_result_postgres_refuses_fails_alone_in_its_batch(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = await enqueue(store, 4)
+    leased = await store.lease(Q, "w", 4, None, None)
+    assert len(leased) == len(jobs)
+    sizes = record_batches(monkeypatch, store._acks)
+    results: list[Any] = [{"n": 0}, {"s": "a\u0000b"}, {"n": 2}, jsontext.loads(b"1e200000")]
+    answers = await asyncio.gather(
+        *(store.ack(int(j["id"]), j["lease_id"], r) for j, r in zip(leased, results, strict=True)),
+        return_exceptions=True,
+    )
+    assert sizes == [4, 1, 1, 1, 1]
+    assert [type(a).__name__ for a in answers] == ["dict", "InvalidInput", "dict", "InvalidInput"]
+    assert decoded(answers[0]["result"]) == {"n": 0} and decoded(answers[2]["result"]) == {"n": 2}
+    for refused in (answers[1], answers[3]):
+        assert "\u0000" not in refused.detail and "numeric" not in refused.detail
+
+
+async def test_a_lease_postgres_refuses_fails_alone_in_its_batch(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await enqueue(store, 3)
+    sizes = record_batches(monkeypatch, store._leases)
+    answers = await asyncio.gather(
+        *(store.lease(Q, worker, 1, None, None) for worker in ("w1", "w\u00002", "w3")), return_exceptions=True
+    )
+    assert sizes == [3, 1, 1, 1]
+    assert isinstance(answers[1], InvalidInput)
+    assert [len(answers[0]), len(answers[2])] == [1, 1]
+    assert answers[0][0]["worker_id"] == "w1" and answers[2][0]["worker_id"] == "w3"
+    assert len(await store.lease(Q, "w4", 10, None, None)) == 1, "the refused lease took no job"
