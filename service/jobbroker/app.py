@@ -15,6 +15,7 @@ from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
 from jobbroker.api.routes import dlq, health, jobs, leases, queues, schedules, subscriptions
 from jobbroker.api.routes import metrics as metrics_routes
+from jobbroker.api.spec import operation_id
 from jobbroker.broker import Broker
 from jobbroker.keys import KeyRing
 from jobbroker.maintenance.loops import cleaner, cron_ticker, every, reaper, vacuumer
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        generate_unique_id_function=spec.operation_id,
+        generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
     )

@@ -432,6 +432,8 @@ class Problem(BaseModel):
     code: str = Field(examples=["lease_lost"], description="Stable machine code to branch on.")
     instance: str | None = Field(None, description="The request path.")
     errors: list[ProblemItem] | None = Field(None, description="For validation errors: each invalid value.")
+    job_id: str | None = Field(None, description="For `idempotency_conflict`: the job that holds the key.")
+    state: str | None = Field(None, description="For `invalid_state`: the job's state.")
 
 
 class Health(BaseModel):

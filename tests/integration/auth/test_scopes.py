@@ -19,16 +19,8 @@ from jobbroker.keys import Scope
 from jobbroker.settings import Settings
 
 # The contract (DESIGN.md, docs/operations.md): what each operation needs. Any other route: admin.
-PRODUCE_OPS = {"jobs-enqueue", "jobs-enqueue_batch"}
-CONSUME_OPS = {
-    "leases-lease",
-    "leases-heartbeat",
-    "leases-ack",
-    "leases-nack",
-    "leases-release",
-    "leases-ack_many",
-    "leases-nack_many",
-}
+PRODUCE_OPS = {"enqueueJob", "enqueueJobs"}
+CONSUME_OPS = {"leaseJobs", "heartbeatJob", "ackJob", "nackJob", "releaseJob", "ackJobs", "nackJobs"}
 OPEN_PATHS = {"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"}
 WRONG_KEY = "jbk_not-a-key-anyone-was-given"
 
