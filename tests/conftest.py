@@ -142,7 +142,7 @@ async def client(app: Any, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClien
     """The in-process API over an emptied database."""
     # Subscriptions first and alone: a push claim locks its subscription's row, then reads job.
     await pool.execute("TRUNCATE subscription")
-    await pool.execute("TRUNCATE job, queue, schedule")
+    await pool.execute("TRUNCATE job, queue, queue_key, schedule")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://broker") as c:
         yield c

@@ -1,7 +1,7 @@
 // A runnable worker: JOBBROKER_URL=http://127.0.0.1:8080 JOBBROKER_QUEUE=emails node clients/node/example.mjs
 // SIGTERM or Ctrl-C lets running jobs finish (a second one releases them at once), then exits 0.
 
-import { PermanentError, Worker } from "./jobbroker.mjs";
+import { PermanentError, Retry, Worker } from "./jobbroker.mjs";
 
 const env = process.env;
 const worker = new Worker({
@@ -35,6 +35,13 @@ worker.handle("fail", (job) => {
 // A PermanentError is not retried.
 worker.handle("reject", (job) => {
   throw new PermanentError(`rejected ${JSON.stringify(job.payload)}`);
+});
+
+// Backpressure: the tenant's API said "slow down", so retry later and pause this job's flow key
+// (other keys flow on) for as long.
+worker.handle("throttled", (job) => {
+  if (job.attempt === 1) throw new Retry(job.payload.seconds, "the tenant's API answered 429", { pauseKey: true });
+  return { attempt: job.attempt };
 });
 
 console.log(`worker ${worker.workerId} on ${worker.client.url} queue ${worker.queue}`);

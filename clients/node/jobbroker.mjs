@@ -28,12 +28,16 @@ export class PermanentError extends Error {
   }
 }
 
-/** Throw from a handler to retry the job after `inSeconds` (the attempt still counts). */
+/**
+ * Throw from a handler to retry the job after `inSeconds` (the attempt still counts). With
+ * `{ pauseKey: true }` the job's flow key is paused as long (backpressure); other keys flow on.
+ */
 export class Retry extends Error {
-  constructor(inSeconds = 0, message = undefined) {
+  constructor(inSeconds = 0, message = undefined, { pauseKey = false } = {}) {
     super(message ?? `retry requested in ${inSeconds}s`);
     this.name = "Retry";
     this.inSeconds = inSeconds;
+    this.pauseKey = pauseKey;
   }
 }
 
@@ -123,9 +127,11 @@ export class Client {
     return this.request("POST", `/v1/jobs/${encodeURIComponent(id)}/ack`, { lease_id: leaseId, result }, { idempotent: true });
   }
 
-  nack(id, leaseId, error, { retryable = true, retryInSeconds } = {}) {
+  nack(id, leaseId, error, { retryable = true, retryInSeconds, pauseKey = false } = {}) {
     const body = { lease_id: leaseId, error, retryable };
     if (retryInSeconds !== undefined) body.retry_in_seconds = retryInSeconds;
+    // The broker pauses a key only for a positive time.
+    if (pauseKey && retryInSeconds > 0) body.pause_key = true;
     return this.request("POST", `/v1/jobs/${encodeURIComponent(id)}/nack`, body, { idempotent: true });
   }
 
@@ -278,7 +284,10 @@ export class Worker {
   }
 
   async #process(ctx, abort) {
-    const beat = setInterval(() => this.#heartbeat(ctx, abort), (this.visibilityTimeoutSeconds * 1000) / 3);
+    // A job with a heartbeat timeout shorter than the worker's rhythm is beaten to it.
+    let everyMs = (this.visibilityTimeoutSeconds * 1000) / 3;
+    if (ctx.heartbeat_timeout_seconds) everyMs = Math.min(everyMs, Math.max((ctx.heartbeat_timeout_seconds * 1000) / 3, 100));
+    const beat = setInterval(() => this.#heartbeat(ctx, abort), everyMs);
     let outcome;
     try {
       const handler = this.handlers.get(ctx.type);
@@ -294,6 +303,7 @@ export class Worker {
         error: errorInfo(error),
         retryable: !(error instanceof PermanentError),
         retryInSeconds: error instanceof Retry ? error.inSeconds : undefined,
+        pauseKey: error instanceof Retry && error.pauseKey,
       };
     } finally {
       clearInterval(beat);

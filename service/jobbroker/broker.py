@@ -137,11 +137,13 @@ class Broker:
         retryable: bool,
         retry_in_s: float | None,
         reason: str = metrics.ERROR,
+        pause_key: bool = False,
     ) -> Job:
         """Fail an attempt. `reason` labels the failure in the metrics: `error` for a worker's nack,
-        `metrics.push_failure_reason(status)` for a push delivery."""
+        `metrics.push_failure_reason(status)` for a push delivery. `pause_key` also holds the job's
+        flow key for `retry_in_s` (backpressure)."""
         self.check_size(error, "error")
-        job, settled = await self.jobs.settle_nack(job_id, lease_id, error, retryable, retry_in_s)
+        job, settled = await self.jobs.settle_nack(job_id, lease_id, error, retryable, retry_in_s, pause_key)
         if settled:
             events.nacked([job], reason, [error.get("type")])
         return job

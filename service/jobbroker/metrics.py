@@ -312,8 +312,21 @@ def _families(rows: list[dict[str, Any]] | None) -> Iterator[Metric]:
     )
     active = GaugeMetricFamily("jobbroker_queue_active_leases", "Jobs held by a lease.", labels=["queue"])
     dlq = GaugeMetricFamily("jobbroker_dlq_jobs", "Jobs in the dead-letter queue.", labels=["queue"])
+    keys = {
+        "keys_ready": GaugeMetricFamily(
+            "jobbroker_queue_keys_ready", "Flow keys with jobs leasable now.", labels=["queue"]
+        ),
+        "keys_at_limit": GaugeMetricFamily(
+            "jobbroker_queue_keys_at_limit", "Flow keys at their concurrency limit.", labels=["queue"]
+        ),
+        "keys_paused": GaugeMetricFamily("jobbroker_queue_keys_paused", "Flow keys paused.", labels=["queue"]),
+    }
     by_queue: dict[str, dict[str, Any]] = {}
     for row in rows:
+        if row["state"] == "keys":
+            for name, family in keys.items():
+                family.add_metric([row["queue"]], row[name])
+            continue
         entry = by_queue.setdefault(row["queue"], {"counts": dict.fromkeys(LIVE_STATES, 0), "ready": 0, "age": 0.0})
         if row["state"] in entry["counts"]:
             entry["counts"][row["state"]] += row["jobs"]
@@ -326,7 +339,7 @@ def _families(rows: list[dict[str, Any]] | None) -> Iterator[Metric]:
         oldest.add_metric([queue], entry["age"])
         active.add_metric([queue], entry["counts"]["active"])
         dlq.add_metric([queue], entry["counts"]["dead"])
-    yield from (depth, ready, oldest, active, dlq)
+    yield from (depth, ready, oldest, active, dlq, *keys.values())
 
 
 class _Fixed:

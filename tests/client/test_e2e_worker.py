@@ -371,3 +371,41 @@ async def test_api_keys_reach_the_broker_from_client_and_worker(fresh_database):
                 await consumer.get_job(job.id)
     finally:
         broker.stop()
+
+
+async def test_retry_with_pause_key_pauses_only_the_jobs_flow_key(broker_url, client, queue):
+    worker = make_worker(broker_url, queue, concurrency=4)
+    ran: list[str] = []
+
+    @worker.handler("call-tenant")
+    async def call(job: jb.JobContext) -> str:
+        ran.append(job.flow_key)
+        if job.flow_key == "tenant-a":
+            raise jb.Retry(30, "the tenant's API answered 429", pause_key=True)
+        return "ok"
+
+    first = await client.enqueue(queue, "call-tenant", flow_key="tenant-a")
+    assert first.flow_key == "tenant-a"
+    async with Running(worker):
+        await job_in(client, first.id, "retrying")
+        held = await client.enqueue(queue, "call-tenant", flow_key="tenant-a")
+        free = await client.enqueue(queue, "call-tenant", flow_key="tenant-b")
+        await job_in(client, free.id, "succeeded")
+        await asyncio.sleep(0.5)
+        assert (await client.get_job(held.id)).state == "pending"
+    assert ran == ["tenant-a", "tenant-b"]
+
+
+async def test_a_job_with_a_short_heartbeat_timeout_is_heartbeaten_in_time(broker_url, client, queue):
+    # The worker's own rhythm (a third of 30 s) would let the 1 s heartbeat timeout expire the lease.
+    worker = make_worker(broker_url, queue, visibility_timeout_seconds=30)
+
+    @worker.handler("long")
+    async def long(job: jb.JobContext) -> str:
+        await asyncio.sleep(2.5)
+        return "finished"
+
+    job = await client.enqueue(queue, "long", heartbeat_timeout_seconds=1, max_attempts=5)
+    async with Running(worker):
+        done = await job_in(client, job.id, "succeeded")
+    assert (done.attempts, done.errors) == (1, [])

@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 import jobbroker_client as jb
@@ -88,3 +89,29 @@ async def test_node_worker_acks_nacks_heartbeats_and_releases_on_sigterm(broker_
 
         released = await client.get_job(stuck.id)
         assert released.state == "pending" and released.attempts == 0 and released.errors == []
+
+
+async def test_node_worker_retry_with_pause_key_pauses_only_that_key(broker_url: str) -> None:
+    queue = f"q-{uuid.uuid4().hex[:10]}"
+    async with jb.AsyncClient(broker_url) as client, httpx.AsyncClient(base_url=broker_url) as http:
+        throttled = await client.enqueue(queue, "throttled", {"seconds": 30}, flow_key="tenant-a")
+        node = start_node(broker_url, queue)
+        try:
+
+            async def paused() -> bool:
+                return (await http.get(f"/v1/queues/{queue}/keys/tenant-a")).json()["paused_until"] is not None
+
+            await eventually(paused, within_s=30)
+            held = await client.enqueue(queue, "echo", {"n": 1}, flow_key="tenant-a")
+            free = await client.enqueue(queue, "echo", {"n": 2}, flow_key="tenant-b")
+
+            async def other_key_done() -> bool:
+                return (await client.get_job(free.id)).state == "succeeded"
+
+            await eventually(other_key_done, within_s=30)
+            await asyncio.sleep(0.5)
+            assert (await client.get_job(held.id)).state == "pending"
+            assert (await client.get_job(throttled.id)).state == "retrying"
+        finally:
+            await stop(node)
+            node.kill()

@@ -95,6 +95,9 @@ class AsyncClient(BaseClient):
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
         tags: Sequence[str] | None = None,
+        flow_key: str | None = None,
+        heartbeat_timeout_seconds: float | None = None,
+        max_runtime_seconds: float | None = None,
     ) -> EnqueuedJob:
         """Add one job; with an `idempotency_key` already used in this queue, get the existing job."""
         spec = JobSpec(
@@ -109,6 +112,9 @@ class AsyncClient(BaseClient):
             idempotency_key=idempotency_key,
             correlation_id=correlation_id,
             tags=list(tags) if tags is not None else None,
+            flow_key=flow_key,
+            heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+            max_runtime_seconds=max_runtime_seconds,
         )
         return await self._run(ops.enqueue(queue, spec))
 
@@ -291,9 +297,12 @@ class AsyncClient(BaseClient):
         *,
         retryable: bool = True,
         retry_in_seconds: float | None = None,
+        pause_key: bool = False,
     ) -> Job:
         return await self._run(
-            ops.nack(job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds)
+            ops.nack(
+                job_id, lease_id, error, retryable=retryable, retry_in_seconds=retry_in_seconds, pause_key=pause_key
+            )
         )
 
     async def release(self, job_id: str, lease_id: str, *, delay_seconds: float | None = None) -> Job:

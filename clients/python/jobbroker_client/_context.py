@@ -92,6 +92,7 @@ class Outcome:
     retryable: bool = True
     retry_in_seconds: float | None = None
     released: bool = False
+    pause_key: bool = False
 
     def settle_item(self, ctx: JobContext) -> dict[str, Any]:
         if self.ack:
@@ -99,6 +100,9 @@ class Outcome:
         item = {"id": ctx.id, "lease_id": ctx.lease_id, "error": self.error, "retryable": self.retryable}
         if self.retry_in_seconds is not None:
             item["retry_in_seconds"] = self.retry_in_seconds
+            # The broker pauses a key only for a positive time.
+            if self.pause_key and self.retry_in_seconds > 0:
+                item["pause_key"] = True
         return item
 
 
@@ -135,7 +139,9 @@ def ack(result: Any) -> Outcome:
 def failure(exc: Exception) -> Outcome:
     """The nack for an exception a handler raised."""
     if isinstance(exc, Retry):
-        return Outcome(ack=False, error=error_info(exc), retry_in_seconds=max(0.0, float(exc.in_seconds)))
+        return Outcome(
+            ack=False, error=error_info(exc), retry_in_seconds=max(0.0, float(exc.in_seconds)), pause_key=exc.pause_key
+        )
     return Outcome(ack=False, error=error_info(exc), retryable=not isinstance(exc, PermanentError))
 
 

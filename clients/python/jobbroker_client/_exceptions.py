@@ -167,10 +167,13 @@ class PermanentError(Exception):
 
 
 class Retry(Exception):
-    """Raise from a handler to retry the job after `in_seconds` (the attempt still counts)."""
+    """Raise from a handler to retry the job after `in_seconds` (the attempt still counts). With
+    `pause_key`, the job's flow key is paused as long (backpressure: say, the tenant's API answered
+    429); the queue and other keys flow on."""
 
-    def __init__(self, in_seconds: float = 0, message: str | None = None) -> None:
+    def __init__(self, in_seconds: float = 0, message: str | None = None, *, pause_key: bool = False) -> None:
         self.in_seconds = in_seconds
+        self.pause_key = pause_key
         super().__init__(message or f"retry requested in {in_seconds:g}s")
 
 

@@ -69,6 +69,9 @@ class Job(_Model):
     correlation_id: str | None = None
     idempotency_key: str | None = None
     tags: list[str] = Field(default_factory=list)
+    flow_key: str | None = None
+    heartbeat_timeout_seconds: float | None = None
+    max_runtime_seconds: float | None = None
     result: Any = None
     errors: list[AttemptError] = Field(default_factory=list)
     cancel_requested: bool = False
@@ -157,6 +160,9 @@ class JobSpec(_Model):
     idempotency_key: str | None = None
     correlation_id: str | None = None
     tags: list[str] | None = None
+    flow_key: str | None = None
+    heartbeat_timeout_seconds: float | None = None
+    max_runtime_seconds: float | None = None
 
     def to_body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -178,3 +184,4 @@ class NackItem(_Model):
     error: ErrorInfo
     retryable: bool = True
     retry_in_seconds: float | None = None
+    pause_key: bool = False

@@ -259,6 +259,7 @@ def nack(
     *,
     retryable: bool = True,
     retry_in_seconds: float | None = None,
+    pause_key: bool = False,
 ) -> Call[Job]:
     body = _drop_none(
         {
@@ -266,6 +267,7 @@ def nack(
             "error": error_body(error),
             "retryable": retryable,
             "retry_in_seconds": retry_in_seconds,
+            "pause_key": True if pause_key else None,
         }
     )
     return Call("POST", f"/v1/jobs/{_seg(job_id)}/nack", _model(Job), json=body, idempotent=True)
@@ -284,7 +286,10 @@ def nack_many(items: Iterable[NackItem | Mapping[str, Any]]) -> Call[list[BatchI
     for item in items:
         if not isinstance(item, NackItem):
             item = NackItem.model_validate({**item, "error": error_body(item["error"])})
-        bodies.append(item.model_dump(mode="json", exclude_none=True))
+        body = item.model_dump(mode="json", exclude_none=True)
+        if not body.get("pause_key"):
+            body.pop("pause_key", None)
+        bodies.append(body)
     return Call("POST", "/v1/nacks", _list_of(BatchItemResult, "results"), json={"items": bodies}, idempotent=True)
 
 

@@ -311,8 +311,12 @@ class Worker:
         return await future
 
     async def _heartbeat_loop(self, ctx: JobContext) -> None:
+        # A job with a heartbeat timeout shorter than the worker's rhythm is beaten to it.
+        every = self.heartbeat_seconds
+        if ctx.job.heartbeat_timeout_seconds:
+            every = min(every, max(ctx.job.heartbeat_timeout_seconds / 3, 0.1))
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
+            await asyncio.sleep(every)
             try:
                 beat = await self._client.heartbeat(
                     ctx.id,

@@ -25,6 +25,7 @@ MAX_DELAY_S = 366 * 86_400
 MAX_VISIBILITY_S = 43_200
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_RUNTIME_S = 7 * 86_400
 
 
 def _text_only(value: Any) -> Any:
@@ -55,6 +56,16 @@ JobType = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTER
 WorkerId = Annotated[str, Field(min_length=1, max_length=200, pattern=LINE_PATTERN, examples=["worker-1"])]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
 JobId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", examples=["1042"])]
+FlowKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=LINE_PATTERN,
+        description="The tenant, customer or endpoint the job belongs to: per-key limits and fairness apply.",
+        examples=["customer-42"],
+    ),
+]
 LeaseId = Annotated[
     str,
     Field(
@@ -120,11 +131,23 @@ class EnqueueRequest(Strict):
     )
     correlation_id: str | None = Field(None, min_length=1, max_length=255, pattern=LINE_PATTERN)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    flow_key: FlowKey | None = None
+    visibility_timeout_seconds: int | None = Field(
+        None, ge=1, le=MAX_VISIBILITY_S, description="The same as timeout_seconds: the length of a lease."
+    )
+    heartbeat_timeout_seconds: int | None = Field(
+        None, ge=1, le=MAX_VISIBILITY_S, description="A lease with no heartbeat for this long expires early."
+    )
+    max_runtime_seconds: int | None = Field(
+        None, ge=1, le=MAX_RUNTIME_S, description="An attempt running longer fails (max_runtime_exceeded)."
+    )
 
     @model_validator(mode="after")
     def _one_schedule(self) -> EnqueueRequest:
         if self.delay_seconds is not None and self.run_at is not None:
             raise ValueError("give delay_seconds or run_at, not both")
+        if self.timeout_seconds is not None and self.visibility_timeout_seconds is not None:
+            raise ValueError("give timeout_seconds or visibility_timeout_seconds, not both")
         return self
 
     def to_core(self, correlation_id: str | None = None) -> NewJob:
@@ -136,10 +159,13 @@ class EnqueueRequest(Strict):
             delay_s=self.delay_seconds,
             max_attempts=self.max_attempts,
             backoff=self.backoff.to_core() if self.backoff else Backoff(),
-            timeout_s=self.timeout_seconds,
+            timeout_s=self.timeout_seconds or self.visibility_timeout_seconds,
             idempotency_key=self.idempotency_key,
             correlation_id=self.correlation_id or correlation_id,
             tags=tuple(self.tags),
+            flow_key=self.flow_key,
+            heartbeat_timeout_s=self.heartbeat_timeout_seconds,
+            max_runtime_s=self.max_runtime_seconds,
         )
 
 
@@ -219,6 +245,15 @@ class NackRequest(Strict):
     error: ErrorIn = Field(default_factory=ErrorIn)
     retryable: bool = True
     retry_in_seconds: OptionalNumber = Field(None, ge=0, le=MAX_DELAY_S)
+    pause_key: bool = Field(
+        False, description="Backpressure: also pause the job's flow key (not the queue) for retry_in_seconds."
+    )
+
+    @model_validator(mode="after")
+    def _pause_needs_time(self) -> NackRequest:
+        if self.pause_key and not self.retry_in_seconds:
+            raise ValueError("pause_key needs retry_in_seconds (how long to pause the key)")
+        return self
 
 
 class ReleaseRequest(Strict):
@@ -280,6 +315,48 @@ class DeadSelectionRequest(Strict):
         return self
 
 
+class RateLimitIn(Strict):
+    max: int = Field(ge=1, le=1_000_000, description="Leases at most this many...")
+    per_seconds: float = Field(1.0, gt=0, le=86_400, description="...per this many seconds, evenly spaced.")
+
+
+class FlowIn(Strict):
+    """Per-key defaults of a queue. Only the fields given change; `null` lifts a limit."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "max_concurrency_per_key": 2,
+                    "rate_limit_per_key": {"max": 10, "per_seconds": 1},
+                    "fairness": "round_robin",
+                }
+            ]
+        },
+    )
+
+    max_concurrency_per_key: int | None = Field(None, ge=1, le=1_000_000, description="Active jobs per key at most.")
+    rate_limit_per_key: RateLimitIn | None = None
+    fairness: Literal["round_robin", "fifo"] | None = Field(
+        None, description="round_robin (default): ready keys take turns; fifo: global order, limits still hold."
+    )
+
+
+class QueueKeyPatch(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"max_concurrency": 1, "rate_limit": {"max": 5, "per_seconds": 1}}, {"paused": True}]
+        },
+    )
+
+    max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="Overrides the queue's default.")
+    rate_limit: RateLimitIn | None = Field(None, description="Overrides the queue's default.")
+    paused: bool | None = Field(None, description="Hold the key's jobs until resumed.")
+    paused_until: AwareDatetime | None = Field(None, description="Hold the key's jobs until this instant.")
+
+
 class QueuePatch(Strict):
     paused: bool | None = None
     max_concurrency: int | None = Field(None, ge=1, le=1_000_000, description="Active jobs at most; null lifts it.")
@@ -292,6 +369,10 @@ class QueuePatch(Strict):
     dead_retention_seconds: int | None = Field(
         None, ge=60, le=10 * 366 * 86_400, description="Keep dead jobs this long."
     )
+    default_visibility_timeout_seconds: int | None = Field(None, ge=1, le=MAX_VISIBILITY_S)
+    default_heartbeat_timeout_seconds: int | None = Field(None, ge=1, le=MAX_VISIBILITY_S)
+    default_max_runtime_seconds: int | None = Field(None, ge=1, le=MAX_RUNTIME_S)
+    flow: FlowIn | None = Field(None, description="Per-key limits and fairness; `null` resets them.")
 
 
 # ---- answers (documentation; routes answer plain JSON built by the store)
@@ -330,6 +411,9 @@ class JobOut(BaseModel):
     correlation_id: str | None
     idempotency_key: str | None
     tags: list[str]
+    flow_key: str | None = None
+    heartbeat_timeout_seconds: int | None = None
+    max_runtime_seconds: int | None = None
     result: Any
     errors: list[ErrorEntry]
     cancel_requested: bool
@@ -380,6 +464,17 @@ class CountOut(BaseModel):
     count: int
 
 
+class RateLimitOut(BaseModel):
+    max: int
+    per_seconds: float
+
+
+class FlowOut(BaseModel):
+    max_concurrency_per_key: int | None
+    rate_limit_per_key: RateLimitOut | None
+    fairness: Literal["round_robin", "fifo"]
+
+
 class QueueOut(BaseModel):
     name: str
     paused: bool
@@ -393,10 +488,29 @@ class QueueOut(BaseModel):
     default_backoff: dict[str, Any] | None
     retention_seconds: int | None
     dead_retention_seconds: int | None
+    default_visibility_timeout_seconds: int | None = None
+    default_heartbeat_timeout_seconds: int | None = None
+    default_max_runtime_seconds: int | None = None
+    flow: FlowOut
 
 
 class QueueList(BaseModel):
     items: list[QueueOut]
+
+
+class QueueKeyOut(BaseModel):
+    key: str
+    ready: int = Field(description="Jobs of the key waiting and due.")
+    active: int = Field(description="Jobs of the key running now.")
+    paused: bool
+    paused_until: datetime | None
+    max_concurrency: int | None = Field(description="The key's own limit; null: the queue's max_concurrency_per_key.")
+    rate_limit: RateLimitOut | None = Field(description="The key's own rate; null: the queue's rate_limit_per_key.")
+
+
+class QueueKeyPage(BaseModel):
+    items: list[QueueKeyOut]
+    next_cursor: str | None
 
 
 class ProblemItem(BaseModel):

@@ -47,6 +47,9 @@ class NewJob:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     tags: tuple[str, ...] = ()
+    flow_key: str | None = None
+    heartbeat_timeout_s: int | None = None
+    max_runtime_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Settle:
     error: dict[str, Any] | None = None
     retryable: bool = True
     retry_in_s: float | None = None
+    pause_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ def body(job: dict[str, Any]) -> bytes:
             "attempt": job["attempt"],
             "max_attempts": job["max_attempts"],
             "correlation_id": job["correlation_id"],
+            "flow_key": job["flow_key"],
             "created_at": job["created_at"],
         },
         option=orjson.OPT_UTC_Z,

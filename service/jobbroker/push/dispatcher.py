@@ -137,7 +137,11 @@ class Dispatcher:
                 else:
                     assert outcome.error is not None
                     reason = metrics.push_failure_reason(outcome.status)
-                    await self.broker.nack(job_id, lease_id, outcome.error, True, outcome.retry_in_s, reason)
+                    # A subscriber's Retry-After for a keyed job holds that key alone (backpressure).
+                    pause_key = outcome.retry_in_s is not None and job.get("flow_key") is not None
+                    await self.broker.nack(
+                        job_id, lease_id, outcome.error, True, outcome.retry_in_s, reason, pause_key=pause_key
+                    )
                     log.info(
                         "push: delivery failed",
                         extra={"job_id": job["id"], "subscription_id": str(target.id), "error": outcome.error["type"]},

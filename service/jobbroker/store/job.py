@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +22,7 @@ from jobbroker.settings import JobDefaults
 from jobbroker.store.coalesce import Coalescer
 from jobbroker.store.db import Database
 from jobbroker.store.queries import load
+from jobbroker.store.queue_key import QueueKeyStore
 
 # Coalesced single enqueues, leases and acks (see coalesce.py): at most this many calls per
 # statement, and this many statements of a kind at once.
@@ -26,6 +32,11 @@ COALESCE_IN_FLIGHT = 2
 # one statement would only serialize work that Postgres does in parallel.
 COALESCE_MAX_JOBS = 10
 DEADLOCK_RETRIES = 3
+# How long a queue's flow mode (keyed jobs or not, fairness) is reused before it is looked up again.
+FLOW_MODE_TTL_S = 1.0
+# A fifo keyed lease looks at this many ready keyed jobs at the head of the queue (at least).
+FIFO_WINDOW = 1000
+FIFO_WINDOW_PER_JOB = 10
 
 Q = load("job")
 # Where a released job can be: a repeated release with the same lease answers it again.
@@ -34,6 +45,13 @@ QUEUE_Q = load("queue")
 Job = dict[str, Any]
 # (queue, types, visibility_timeout_s, worker_id, max_jobs): leases with equal first three coalesce.
 LeaseAsk = tuple[str, tuple[str, ...] | None, int | None, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMode:
+    keyed: bool  # waiting jobs with a flow key: leases take the keyed statements
+    fifo: bool  # fairness fifo rather than round robin
+    limited: bool  # some key has a concurrency or rate limit: keys are locked while leased
 
 
 def public_job(row: asyncpg.Record) -> Job:
@@ -62,6 +80,9 @@ def public_job(row: asyncpg.Record) -> Job:
         "correlation_id": row["correlation_id"],
         "idempotency_key": row["idempotency_key"],
         "tags": row["tags"],
+        "flow_key": row["flow_key"],
+        "heartbeat_timeout_seconds": row["heartbeat_timeout_s"],
+        "max_runtime_seconds": row["max_runtime_s"],
         "result": row["result"],
         "errors": row["errors"],
         "cancel_requested": row["cancel_requested"],
@@ -89,6 +110,11 @@ class JobStore:
         self._acks = Coalescer(self._ack_each, **options)
         self._enqueues = Coalescer(self._enqueue_each, **options)
         self._leases = Coalescer(self._lease_each, **options)
+        self.keys = QueueKeyStore(db)
+        # Per queue: when looked at and its FlowMode; and the last key served (round robin).
+        self._flow_modes: dict[str, tuple[float, FlowMode]] = {}
+        self._cursors: dict[str, str] = {}
+        self._flow_lookups: dict[str, asyncio.Future[FlowMode]] = {}
 
     async def enqueue(self, queue: str, jobs: list[NewJob]) -> list[tuple[Job, bool]]:
         """Insert jobs atomically; answers (job, duplicate) per input, in input order. An
@@ -142,6 +168,9 @@ class JobStore:
             "idempotency_keys": [j.idempotency_key for j in jobs],
             "correlation_ids": [j.correlation_id for j in jobs],
             "tags": [_json(list(j.tags)) for j in jobs],
+            "flow_keys": [j.flow_key for j in jobs],
+            "heartbeat_timeouts_s": [j.heartbeat_timeout_s for j in jobs],
+            "max_runtimes_s": [j.max_runtime_s for j in jobs],
             "default_max_attempts": d.max_attempts,
             "default_backoff_initial_s": d.backoff_initial_s,
             "default_backoff_max_s": d.backoff_max_s,
@@ -149,6 +178,8 @@ class JobStore:
             "default_backoff_jitter": d.backoff_jitter,
             "default_timeout_s": self.default_timeout_s,
         }
+        if any(j.flow_key is not None for j in jobs):
+            self._flow_modes.pop(queue, None)  # this queue leases through the keyed path now
         # One statement is atomic on its own; BEGIN and COMMIT would only add two round trips. The
         # re-read below takes a fresh snapshot either way (read committed).
         rows = await conn.fetch(Q["job_enqueue"].sql, *Q["job_enqueue"].args(args))
@@ -180,6 +211,9 @@ class JobStore:
             "types": types,
             "limits_checked": False,
         }
+        mode = await self._flow_mode(queue)
+        if mode.keyed:
+            return [leased_job(r) for r in await self._lease_keyed(queue, args, mode)]
         if max_jobs <= COALESCE_MAX_JOBS:
             ask = (queue, tuple(types) if types is not None else None, visibility_timeout_s, worker_id, max_jobs)
             rows = await self._leases.submit(ask)
@@ -187,9 +221,84 @@ class JobStore:
             async with self.db.lease_connection() as conn:
                 rows = await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
         if not rows:
-            rows = await self._lease_limited(queue, args)
+            mode = await self._flow_mode(queue, fresh=True)
+            if mode.keyed:
+                return [leased_job(r) for r in await self._lease_keyed(queue, args, mode)]
+            rows = await self._lease_limited(queue, args, self._lease_unkeyed)
         rows = sorted(rows, key=lambda r: (r["priority"], r["run_at"], r["id"]))
         return [leased_job(r) for r in rows]
+
+    async def _flow_mode(self, queue: str, fresh: bool = False) -> FlowMode:
+        """How the queue leases, looked up at most once a FLOW_MODE_TTL_S. A stale answer is safe:
+        the unkeyed statement never takes a keyed job and the lock-free keyed one never takes a
+        limited key's, so it only delays those jobs until the next look."""
+        now = time.monotonic()
+        cached = self._flow_modes.get(queue)
+        if not fresh and cached is not None and now - cached[0] < FLOW_MODE_TTL_S:
+            return cached[1]
+        # Concurrent callers share one look-up, and so resume together (the lease coalescer
+        # batches calls that arrive in one loop pass).
+        lookup = self._flow_lookups.get(queue)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_flow_mode(queue, now))
+            self._flow_lookups[queue] = lookup
+            lookup.add_done_callback(lambda _: self._flow_lookups.pop(queue, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up_flow_mode(self, queue: str, now: float) -> FlowMode:
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["job_flow_mode"].sql, queue)
+        mode = FlowMode(row["keyed"], row["fifo"], row["limited"])
+        self._flow_modes[queue] = (now, mode)
+        return mode
+
+    async def _lease_keyed(self, queue: str, args: dict[str, Any], mode: FlowMode) -> list[asyncpg.Record]:
+        """Per-key limits and fairness; a paused or limited queue through its lock."""
+        statement = functools.partial(self._lease_keyed_statement, mode=mode)
+        async with self.db.lease_connection() as conn:
+            rows = await statement(conn, args)
+        if not rows:
+            rows = await self._lease_limited(queue, args, statement)
+        return rows
+
+    async def _lease_keyed_statement(
+        self, conn: asyncpg.Connection, args: dict[str, Any], mode: FlowMode
+    ) -> list[asyncpg.Record]:
+        """Find the keys to take from, then take their jobs. Where keys have limits they are locked
+        first and their jobs taken with a snapshot from after the lock (so each key's active jobs
+        are counted exactly), in one transaction."""
+        locking = mode.fifo or mode.limited
+        if locking and not conn.is_in_transaction():
+            async with conn.transaction():
+                return await self._lease_keyed_statement(conn, args, mode)
+        queue = args["queue"]
+        after = self._cursors.get(queue, "")
+        extra: dict[str, Any]
+        if mode.fifo:
+            find, take = Q["job_lease_keyed_fifo_lock"], Q["job_lease_keyed_fifo_take"]
+            extra = {"window": max(FIFO_WINDOW, FIFO_WINDOW_PER_JOB * args["max_jobs"])}
+        else:
+            find = Q["job_lease_keyed_lock"] if mode.limited else Q["job_lease_keyed_scan"]
+            take = Q["job_lease_keyed_take"]
+            extra = {"after": after}
+        values = {**args, **extra}
+        keys = await conn.fetch(find.sql, *find.args({k: v for k, v in values.items() if k in find.params}))
+        take_args = {
+            **{k: v for k, v in values.items() if k in take.params},
+            "keys": [k["key"] for k in keys],
+            "max_concurrencies": [k["max_concurrency"] for k in keys],
+            "rate_maxes": [k["rate_max"] for k in keys],
+            "rate_pers_s": [k["rate_per_s"] for k in keys],
+        }
+        rows = await conn.fetch(take.sql, *take.args(take_args))
+        served = [r["flow_key"] for r in rows if r["flow_key"] is not None]
+        if served and not mode.fifo:
+            wrapped = [k for k in served if k <= after]
+            self._cursors[queue] = max(wrapped) if wrapped else max(served)
+        return sorted(rows, key=lambda r: (r["priority"], r["run_at"], r["id"]))
+
+    async def _lease_unkeyed(self, conn: asyncpg.Connection, args: dict[str, Any]) -> list[asyncpg.Record]:
+        return await conn.fetch(Q["job_lease"].sql, *Q["job_lease"].args(args))
 
     async def _lease_each(self, asks: list[LeaseAsk]) -> list[list[asyncpg.Record]]:
         """Concurrent leases, one statement per (queue, types, visibility timeout)."""
@@ -212,7 +321,12 @@ class JobStore:
                     dealt[members[row["taker"] - 1]].append(row)
         return dealt
 
-    async def _lease_limited(self, queue: str, args: dict[str, Any]) -> list[asyncpg.Record]:
+    async def _lease_limited(
+        self,
+        queue: str,
+        args: dict[str, Any],
+        statement: Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[list[asyncpg.Record]]],
+    ) -> list[asyncpg.Record]:
         async with self.db.lease_connection() as conn, conn.transaction():
             limits = await conn.fetchrow(QUEUE_Q["queue_lock_limits"].sql, queue)
             if limits is None:
@@ -225,8 +339,7 @@ class JobStore:
                 allowance = min(allowance, int(limits["rate_tokens"]))
             if allowance <= 0:
                 return []
-            q = Q["job_lease"]
-            rows = await conn.fetch(q.sql, *q.args({**args, "max_jobs": allowance, "limits_checked": True}))
+            rows = await statement(conn, {**args, "max_jobs": allowance, "limits_checked": True})
             if rows and limits["rate_limit_per_s"] is not None:
                 spend = QUEUE_Q["queue_spend_tokens"]
                 await conn.execute(spend.sql, *spend.args({"name": queue, "spent": len(rows)}))
@@ -300,14 +413,28 @@ class JobStore:
         return [acked.pop((job_id, lease), None) for job_id, lease, _ in items]
 
     async def nack(
-        self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
+        self,
+        job_id: int,
+        lease_id: str,
+        error: dict[str, Any],
+        retryable: bool,
+        retry_in_s: float | None,
+        pause_key: bool = False,
     ) -> Job:
-        return (await self.settle_nack(job_id, lease_id, error, retryable, retry_in_s))[0]
+        return (await self.settle_nack(job_id, lease_id, error, retryable, retry_in_s, pause_key))[0]
 
     async def settle_nack(
-        self, job_id: int, lease_id: str, error: dict[str, Any], retryable: bool, retry_in_s: float | None
+        self,
+        job_id: int,
+        lease_id: str,
+        error: dict[str, Any],
+        retryable: bool,
+        retry_in_s: float | None,
+        pause_key: bool = False,
     ) -> tuple[Job, bool]:
-        """The job, and whether this call nacked it (false for a repeat of an earlier nack)."""
+        """The job, and whether this call nacked it (false for a repeat of an earlier nack). With
+        `pause_key`, the job's flow key (if it has one) is paused for `retry_in_s`, in the same
+        transaction: backpressure for that key alone."""
         args = {
             "id": job_id,
             "lease_id": lease_id,
@@ -316,9 +443,11 @@ class JobStore:
             "retry_in_s": retry_in_s,
             "keep_errors": self.defaults.error_history,
         }
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, _atomic(conn, pause_key):
             row = await conn.fetchrow(Q["job_nack"].sql, *Q["job_nack"].args(args))
             if row is not None:
+                if pause_key and retry_in_s and row["flow_key"] is not None:
+                    await self.keys.pause_for(conn, [(row["queue"], row["flow_key"], retry_in_s)])
                 return public_job(row), True
             row = await self._already_settled(conn, job_id, lease_id, None)
         return public_job(row), False
@@ -356,8 +485,13 @@ class JobStore:
             "retry_ins_s": [i.retry_in_s for i in items],
             "keep_errors": self.defaults.error_history,
         }
-        async with self.db.connection() as conn:
+        pausing = {i.id: i.retry_in_s for i in items if i.pause_key and i.retry_in_s}
+        async with self.db.connection() as conn, _atomic(conn, bool(pausing)):
             rows = await conn.fetch(q.sql, *q.args(args))
+            pauses = [(r["queue"], r["flow_key"], pausing[r["id"]]) for r in rows if r["id"] in pausing]
+            pauses = [p for p in pauses if p[1] is not None]
+            if pauses:
+                await self.keys.pause_for(conn, pauses)
             return await self._outcomes(conn, items, {r["id"] for r in rows}, None), rows
 
     async def _outcomes(

@@ -20,7 +20,14 @@ SETTABLE = (
     "default_backoff",
     "retention",
     "dead_retention",
+    "flow_max_concurrency_per_key",
+    "flow_rate_limit_per_key",
+    "flow_fairness",
+    "default_visibility_timeout",
+    "default_heartbeat_timeout",
+    "default_max_runtime",
 )
+DEFAULT_FLOW = {"max_concurrency_per_key": None, "rate_limit_per_key": None, "fairness": "round_robin"}
 
 
 def _settings(config: asyncpg.Record | None) -> dict[str, Any]:
@@ -33,6 +40,10 @@ def _settings(config: asyncpg.Record | None) -> dict[str, Any]:
             "default_backoff": None,
             "retention_seconds": None,
             "dead_retention_seconds": None,
+            "default_visibility_timeout_seconds": None,
+            "default_heartbeat_timeout_seconds": None,
+            "default_max_runtime_seconds": None,
+            "flow": dict(DEFAULT_FLOW),
         }
     return {
         "paused": config["paused"],
@@ -42,7 +53,20 @@ def _settings(config: asyncpg.Record | None) -> dict[str, Any]:
         "default_backoff": config["default_backoff"],
         "retention_seconds": config["retention_s"],
         "dead_retention_seconds": config["dead_retention_s"],
+        "default_visibility_timeout_seconds": config["default_visibility_timeout_s"],
+        "default_heartbeat_timeout_seconds": config["default_heartbeat_timeout_s"],
+        "default_max_runtime_seconds": config["default_max_runtime_s"],
+        "flow": {
+            "max_concurrency_per_key": config["flow_max_concurrency_per_key"],
+            "rate_limit_per_key": rate_limit(config["flow_rate_max"], config["flow_rate_per_s"]),
+            "fairness": config["flow_fairness"],
+        },
     }
+
+
+def rate_limit(max_: int | None, per_s: float | None) -> dict[str, Any] | None:
+    """A rate limit's wire shape: at most `max` leases per `per_seconds`."""
+    return None if max_ is None else {"max": max_, "per_seconds": per_s}
 
 
 class QueueStore:
@@ -89,6 +113,13 @@ class QueueStore:
             "default_backoff": changes.get("default_backoff"),
             "retention_s": changes.get("retention"),
             "dead_retention_s": changes.get("dead_retention"),
+            "flow_max_concurrency_per_key": changes.get("flow_max_concurrency_per_key"),
+            "flow_rate_max": (changes.get("flow_rate_limit_per_key") or {}).get("max"),
+            "flow_rate_per_s": (changes.get("flow_rate_limit_per_key") or {}).get("per_seconds"),
+            "flow_fairness": changes.get("flow_fairness"),
+            "default_visibility_timeout_s": changes.get("default_visibility_timeout"),
+            "default_heartbeat_timeout_s": changes.get("default_heartbeat_timeout"),
+            "default_max_runtime_s": changes.get("default_max_runtime"),
             **{f"set_{key}": key in changes for key in SETTABLE},
         }
         async with self.db.connection() as conn:

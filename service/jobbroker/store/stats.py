@@ -8,6 +8,7 @@ from jobbroker.store.db import Database
 from jobbroker.store.queries import load
 
 Q = load("stats")
+KEYS = "keys"
 
 
 class StatsStore:
@@ -15,10 +16,12 @@ class StatsStore:
         self.db = db
 
     async def queue_depth(self) -> list[dict[str, Any]]:
-        """Rows of queue, state, jobs, ready and oldest_ready_age_s (seconds, as a float)."""
+        """Rows of queue, state, jobs, ready and oldest_ready_age_s (seconds, as a float); rows of state
+        `keys` add keys_ready, keys_at_limit and keys_paused."""
         async with self.db.connection() as conn:
             rows = await conn.fetch(Q["stats_queue_depth"].sql)
-        return [
+            keys = await conn.fetch(Q["stats_queue_keys"].sql)
+        depth = [
             {
                 "queue": r["queue"],
                 "state": r["state"],
@@ -27,4 +30,18 @@ class StatsStore:
                 "oldest_ready_age_s": float(r["oldest_ready_age_s"]),
             }
             for r in rows
+        ]
+        # Flow keys ride along as rows of the pseudo state "keys" (no jobs of their own).
+        return depth + [
+            {
+                "queue": r["queue"],
+                "state": KEYS,
+                "jobs": 0,
+                "ready": 0,
+                "oldest_ready_age_s": 0.0,
+                "keys_ready": r["keys_ready"],
+                "keys_at_limit": r["keys_at_limit"],
+                "keys_paused": r["keys_paused"],
+            }
+            for r in keys
         ]

@@ -48,6 +48,7 @@ def _operations() -> list[tuple[str, str, Scope | None]]:
     for route in api_routes(app):
         for method in sorted(route.methods - {"HEAD"}):
             path = route.path_format.replace("{id}", "1").replace("{queue}", "auth-q").replace("{name}", "auth-s")
+            path = path.replace("{key}", "auth-k")
             assert "{" not in path, f"fill the path parameter of {route.path}"
             operations.append((method, path, expected_scope(route)))
     return operations

@@ -75,9 +75,12 @@ async def ack(job_id: JobIdDep, body: AckRequest, broker: BrokerDep) -> Response
 )
 async def nack(job_id: JobIdDep, body: NackRequest, broker: BrokerDep) -> Response:
     """Record the error. A retryable failure with attempts left goes to `retrying` after exponential
-    backoff (or `retry_in_seconds`); otherwise the job is `dead` and appears in the DLQ."""
+    backoff (or `retry_in_seconds`); otherwise the job is `dead` and appears in the DLQ. With
+    `pause_key`, the job's flow key is paused for `retry_in_seconds` (backpressure for that key only)."""
     error = body.error.model_dump(exclude_none=True)
-    return ORJSON(await broker.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds))
+    return ORJSON(
+        await broker.nack(job_id, body.lease_id, error, body.retryable, body.retry_in_seconds, pause_key=body.pause_key)
+    )
 
 
 @router.post(
@@ -106,7 +109,16 @@ async def nack_many(body: NackBatchRequest, broker: BrokerDep) -> Response:
     items = []
     for i, job_id in _with_ids(body.items):
         error = i.error.model_dump(exclude_none=True)
-        items.append(Settle(job_id, i.lease_id, error=error, retryable=i.retryable, retry_in_s=i.retry_in_seconds))
+        items.append(
+            Settle(
+                job_id,
+                i.lease_id,
+                error=error,
+                retryable=i.retryable,
+                retry_in_s=i.retry_in_seconds,
+                pause_key=i.pause_key,
+            )
+        )
     return ORJSON({"results": _merge(body.items, await broker.nack_many(items) if items else [])})
 
 

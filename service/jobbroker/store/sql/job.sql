@@ -105,15 +105,17 @@ WITH input AS (
         CAST(:max_attempts AS integer[]), CAST(:backoff_initial_s AS double precision[]),
         CAST(:backoff_max_s AS double precision[]), CAST(:backoff_multiplier AS double precision[]),
         CAST(:backoff_jitter AS double precision[]), CAST(:timeouts_s AS integer[]),
-        CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS text[])
+        CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS text[]),
+        CAST(:flow_keys AS text[]), CAST(:heartbeat_timeouts_s AS integer[]), CAST(:max_runtimes_s AS integer[])
     ) WITH ORDINALITY AS t(type, payload, priority, run_at, delay_s, max_attempts, backoff_initial_s,
                            backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s,
-                           idempotency_key, correlation_id, tags, ord)
+                           idempotency_key, correlation_id, tags, flow_key, heartbeat_timeout_s,
+                           max_runtime_s, ord)
 ),
 inserted AS (
     INSERT INTO job (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
                      backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
-                     correlation_id, tags)
+                     correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s)
     SELECT i.id, CAST(:queue AS text), i.type, CAST(i.payload AS jsonb), i.priority,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_s, 0))),
            coalesce(i.max_attempts, q.default_max_attempts, :default_max_attempts),
@@ -125,9 +127,11 @@ inserted AS (
                     :default_backoff_multiplier),
            coalesce(i.backoff_jitter, CAST(q.default_backoff ->> 'jitter' AS double precision),
                     :default_backoff_jitter),
-           coalesce(i.timeout_s, :default_timeout_s),
+           coalesce(i.timeout_s, q.default_visibility_timeout_s, :default_timeout_s),
            i.idempotency_key, i.correlation_id,
-           ARRAY(SELECT jsonb_array_elements_text(CAST(i.tags AS jsonb)))
+           ARRAY(SELECT jsonb_array_elements_text(CAST(i.tags AS jsonb))),
+           i.flow_key, coalesce(i.heartbeat_timeout_s, q.default_heartbeat_timeout_s),
+           coalesce(i.max_runtime_s, q.default_max_runtime_s)
     FROM input i LEFT JOIN queue q ON q.name = CAST(:queue AS text)
     ORDER BY i.ord
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -143,6 +147,8 @@ ORDER BY ord;
 -- name: job_expire_leases
 -- The reaper: a lease that ran out is a failed attempt ("stalled"). The job is ready again at
 -- once, as a message is visible again when its visibility timeout ends: the timeout was the wait.
+-- lease_expires_at is the first of the three clocks (visibility timeout, heartbeat timeout, maximum
+-- runtime): a job past its maximum runtime fails as max_runtime_exceeded, even while heartbeating.
 -- SKIP LOCKED lets every replica run this at once without waiting on each other or on an ack.
 WITH expired AS (
     SELECT id FROM job
@@ -163,12 +169,30 @@ SET state = d.next_state,
     updated_at = now(),
     errors = job_append_error(j.errors, jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id,
-        'error', jsonb_build_object('type', 'lease_expired',
-                                    'message', 'the lease expired before an ack or nack (worker stalled)')),
+        'error', CASE
+            WHEN j.max_runtime_s IS NOT NULL AND j.started_at + make_interval(secs => j.max_runtime_s) <= now()
+            THEN jsonb_build_object('type', 'max_runtime_exceeded',
+                                    'message', format('the job ran longer than its maximum runtime of %s s', j.max_runtime_s))
+            WHEN j.heartbeat_timeout_s IS NOT NULL AND j.lease_timeout_s > j.heartbeat_timeout_s
+            THEN jsonb_build_object('type', 'lease_expired',
+                                    'message', format('no heartbeat for %s s (heartbeat timeout)', j.heartbeat_timeout_s))
+            ELSE jsonb_build_object('type', 'lease_expired',
+                                    'message', 'the lease expired before an ack or nack (worker stalled)') END),
         :keep_errors)
 FROM decided d
 WHERE j.id = d.id
-RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attempts;
+RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attempts, j.errors -> -1 -> 'error' ->> 'type' AS error_type;
+
+-- name: job_flow_mode
+-- Whether a queue has waiting jobs with a flow key (such a queue leases through the keyed
+-- statements), whether its fairness is fifo, and whether any of its keys has a limit.
+SELECT EXISTS (SELECT 1 FROM job WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL)
+           AS keyed,
+       coalesce((SELECT flow_fairness = 'fifo' FROM queue WHERE name = :queue), false) AS fifo,
+       EXISTS (SELECT 1 FROM queue WHERE name = :queue
+                 AND (flow_max_concurrency_per_key IS NOT NULL OR flow_rate_max IS NOT NULL))
+       OR EXISTS (SELECT 1 FROM queue_key WHERE queue = :queue
+                    AND (max_concurrency IS NOT NULL OR rate_max IS NOT NULL)) AS limited;
 
 -- name: job_get
 -- One job by id.
@@ -183,11 +207,14 @@ FROM unnest(CAST(:keys AS text[]), CAST(:types AS text[]), CAST(:payloads AS tex
 JOIN job j ON j.queue = CAST(:queue AS text) AND j.idempotency_key = k.key;
 
 -- name: job_heartbeat
--- Extend a lease by its visibility timeout (or a new one) and record progress.
+-- Extend a lease by its visibility timeout (or a new one) and record progress. The lease still
+-- ends at the next heartbeat deadline or at the job's maximum runtime, whichever comes first.
 UPDATE job
 SET lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), lease_timeout_s),
-    lease_expires_at = now() + make_interval(
-        secs => coalesce(CAST(:visibility_timeout_s AS integer), lease_timeout_s)),
+    lease_expires_at = least(
+        now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), lease_timeout_s),
+                                            heartbeat_timeout_s)),
+        started_at + make_interval(secs => max_runtime_s)),
     progress = coalesce(CAST(:progress AS jsonb), progress),
     updated_at = now()
 WHERE id = :id AND state = 'active' AND lease_id = :lease_id
@@ -200,7 +227,7 @@ RETURNING id, lease_expires_at, cancel_requested;
 -- row lock and has sized :max_jobs to the limits (:limits_checked).
 WITH ready AS (
     SELECT id FROM job
-    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL AND run_at <= now()
       AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
       AND (CAST(:limits_checked AS boolean) OR NOT EXISTS (
           SELECT 1 FROM queue q WHERE q.name = :queue
@@ -212,7 +239,8 @@ WITH ready AS (
 UPDATE job j
 SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
-    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
+    lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+                                                           j.heartbeat_timeout_s, j.max_runtime_s)),
     worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
 FROM ready
 WHERE j.id = ready.id
@@ -224,7 +252,7 @@ RETURNING j.*;
 -- input order; each row answers its taker's ordinal.
 WITH ready AS (
     SELECT id, priority, run_at FROM job
-    WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at <= now()
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL AND run_at <= now()
       AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
       AND NOT EXISTS (
           SELECT 1 FROM queue q WHERE q.name = :queue
@@ -245,11 +273,313 @@ dealt AS (
 UPDATE job j
 SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
-    lease_expires_at = now() + make_interval(secs => coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s)),
+    lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+                                                           j.heartbeat_timeout_s, j.max_runtime_s)),
     worker_id = d.worker_id, started_at = now(), updated_at = now(), progress = NULL
 FROM dealt d
 WHERE j.id = d.id
 RETURNING d.ord AS taker, j.*;
+
+-- name: job_lease_keyed_fifo_lock
+-- Fifo keyed lease, step one: lock the keys of the first :window ready keyed jobs in lease order
+-- (priority, run_at, id) that are not paused, at their concurrency limit or out of rate, in the
+-- order of their first job. The lock (SKIP LOCKED: concurrent leases take other keys) is what
+-- makes per-key limits hold across replicas; step two counts with a snapshot taken after it.
+WITH conf AS MATERIALIZED (
+    SELECT q.flow_max_concurrency_per_key AS max_per_key, q.flow_rate_max AS rate_max,
+           q.flow_rate_per_s AS rate_per_s,
+           CAST(:limits_checked AS boolean) OR NOT coalesce(q.paused OR q.max_concurrency IS NOT NULL
+                                                            OR q.rate_limit_per_s IS NOT NULL, false) AS open
+    FROM (SELECT 1) AS one LEFT JOIN queue q ON q.name = :queue
+),
+head AS MATERIALIZED (
+    SELECT j.flow_key, row_number() OVER (ORDER BY j.priority, j.run_at, j.id) AS pos
+    FROM (SELECT flow_key, priority, run_at, id FROM job, conf
+          WHERE conf.open AND queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL
+            AND run_at <= now() AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+          ORDER BY priority, run_at, id
+          LIMIT :window) AS j
+),
+head_key AS (
+    SELECT flow_key AS key, min(pos) AS first FROM head GROUP BY flow_key
+)
+SELECT k.key, coalesce(k.max_concurrency, c.max_per_key) AS max_concurrency,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_max ELSE c.rate_max END AS rate_max,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_per_s ELSE c.rate_per_s END AS rate_per_s
+FROM conf c CROSS JOIN head_key h
+JOIN queue_key k ON k.queue = :queue AND k.key = h.key
+WHERE NOT k.paused AND (k.paused_until IS NULL OR k.paused_until <= now())
+  AND (coalesce(k.rate_max, c.rate_max) IS NULL
+       OR k.rate_tokens + extract(epoch FROM now() - k.rate_refilled_at)
+          * CASE WHEN k.rate_max IS NOT NULL THEN k.rate_max / k.rate_per_s ELSE c.rate_max / c.rate_per_s END >= 1)
+  AND (coalesce(k.max_concurrency, c.max_per_key) IS NULL
+       OR (SELECT count(*) FROM (
+               SELECT 1 FROM job a
+               WHERE a.queue = :queue AND a.flow_key = k.key AND a.state = 'active' AND a.flow_key IS NOT NULL
+               ORDER BY a.id
+               LIMIT coalesce(k.max_concurrency, c.max_per_key)) AS held)
+          < coalesce(k.max_concurrency, c.max_per_key))
+ORDER BY h.first
+LIMIT :max_jobs
+FOR UPDATE OF k SKIP LOCKED;
+
+-- name: job_lease_keyed_fifo_take
+-- Fifo keyed lease, step two (same transaction, after the lock): the ready jobs of the locked keys
+-- and the unkeyed ones in lease order, each key taking no more than its allowance (limit minus its
+-- active jobs, counted now; one job when rate-limited). Spends the rate buckets of keys taken from.
+WITH turn AS (
+    SELECT t.key, t.rate_max, t.rate_per_s,
+           least(CAST(:max_jobs AS bigint),
+                 CASE WHEN t.max_concurrency IS NULL THEN :max_jobs ELSE t.max_concurrency - act.n END,
+                 CASE WHEN t.rate_max IS NULL THEN :max_jobs ELSE 1 END) AS allowance
+    FROM unnest(CAST(:keys AS text[]), CAST(:max_concurrencies AS integer[]), CAST(:rate_maxes AS integer[]),
+                CAST(:rate_pers_s AS double precision[])) AS t(key, max_concurrency, rate_max, rate_per_s)
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM job a
+            WHERE a.queue = :queue AND a.flow_key = t.key AND a.state = 'active' AND a.flow_key IS NOT NULL
+            ORDER BY a.id
+            LIMIT coalesce(t.max_concurrency, 0)) AS held
+    ) AS act
+),
+picked AS (
+    SELECT id, key, priority, run_at FROM (
+        SELECT j.id, j.flow_key AS key, j.priority, j.run_at, t.allowance,
+               row_number() OVER (PARTITION BY j.flow_key ORDER BY j.priority, j.run_at, j.id) AS rank
+        FROM (SELECT id, flow_key, priority, run_at FROM job
+              WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL
+                AND run_at <= now() AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+                AND flow_key = ANY(CAST(:keys AS text[]))
+              ORDER BY priority, run_at, id
+              LIMIT :window) AS j
+        JOIN turn t ON t.key = j.flow_key
+    ) AS ranked
+    WHERE rank <= allowance
+    UNION ALL
+    SELECT u.id, NULL, u.priority, u.run_at
+    FROM (SELECT id, priority, run_at FROM job
+          WHERE queue = :queue AND state IN ('pending', 'retrying')
+            AND (CAST(:limits_checked AS boolean) OR NOT EXISTS (
+                SELECT 1 FROM queue q WHERE q.name = :queue
+                  AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL)))
+            AND flow_key IS NULL AND run_at <= now()
+            AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+          ORDER BY priority, run_at, id
+          LIMIT :max_jobs
+          FOR UPDATE SKIP LOCKED) AS u
+),
+chosen AS (
+    SELECT id, key FROM picked ORDER BY priority, run_at, id LIMIT :max_jobs
+),
+spent AS (
+    UPDATE queue_key k
+    SET rate_tokens = least(1, k.rate_tokens + extract(epoch FROM now() - k.rate_refilled_at)
+                               * t.rate_max / t.rate_per_s) - n.taken,
+        rate_refilled_at = now()
+    FROM (SELECT key, count(*) AS taken FROM chosen WHERE key IS NOT NULL GROUP BY key) AS n
+    JOIN turn t ON t.key = n.key
+    WHERE k.queue = :queue AND k.key = n.key AND t.rate_max IS NOT NULL
+)
+UPDATE job j
+SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+    lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+                                                           j.heartbeat_timeout_s, j.max_runtime_s)),
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+FROM chosen
+WHERE j.id = chosen.id AND j.state IN ('pending', 'retrying')
+RETURNING j.*;
+
+-- name: job_lease_keyed_lock
+-- Round-robin keyed lease, step one: lock up to :max_jobs keys that have a job due and are not
+-- paused, at their concurrency limit or out of rate. Keys come from a skip scan of job_ready_keyed
+-- (one index probe per distinct key), starting after :after (the last key this process served)
+-- and wrapping around, so ready keys take turns: a key with ten jobs is not stuck behind a key
+-- with a million. The recursion is lazy: the scan stops once enough keys are locked. The lock
+-- (SKIP LOCKED: concurrent leases take other keys) is what makes per-key limits hold across
+-- replicas: step two counts each key's active jobs with a snapshot taken after it. Paused and
+-- limited queues are skipped unless the caller checked them (:limits_checked).
+WITH RECURSIVE
+conf AS MATERIALIZED (
+    SELECT q.flow_max_concurrency_per_key AS max_per_key, q.flow_rate_max AS rate_max,
+           q.flow_rate_per_s AS rate_per_s,
+           CAST(:limits_checked AS boolean) OR NOT coalesce(q.paused OR q.max_concurrency IS NOT NULL
+                                                            OR q.rate_limit_per_s IS NOT NULL, false) AS open
+    FROM (SELECT 1) AS one LEFT JOIN queue q ON q.name = :queue
+),
+after_cursor AS (
+    SELECT min(flow_key) AS key FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL AND flow_key > :after
+    UNION ALL
+    SELECT (SELECT min(j.flow_key) FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NOT NULL
+              AND j.flow_key > a.key)
+    FROM after_cursor a WHERE a.key IS NOT NULL
+),
+from_start AS (
+    SELECT min(flow_key) AS key FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL AND flow_key <= :after
+    UNION ALL
+    SELECT (SELECT min(j.flow_key) FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NOT NULL
+              AND j.flow_key > s.key AND j.flow_key <= :after)
+    FROM from_start s WHERE s.key IS NOT NULL
+),
+candidate AS (
+    SELECT key FROM after_cursor WHERE key IS NOT NULL
+    UNION ALL
+    SELECT key FROM from_start WHERE key IS NOT NULL
+)
+SELECT k.key, coalesce(k.max_concurrency, c.max_per_key) AS max_concurrency,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_max ELSE c.rate_max END AS rate_max,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_per_s ELSE c.rate_per_s END AS rate_per_s
+FROM conf c CROSS JOIN candidate
+JOIN queue_key k ON k.queue = :queue AND k.key = candidate.key
+WHERE c.open AND NOT k.paused AND (k.paused_until IS NULL OR k.paused_until <= now())
+  AND (coalesce(k.rate_max, c.rate_max) IS NULL
+       OR k.rate_tokens + extract(epoch FROM now() - k.rate_refilled_at)
+          * CASE WHEN k.rate_max IS NOT NULL THEN k.rate_max / k.rate_per_s ELSE c.rate_max / c.rate_per_s END >= 1)
+  -- A scalar subquery with LIMIT, not EXISTS: the planner would turn EXISTS into a join that
+  -- reads every ready job of the queue; this probes job_ready_keyed once per candidate key.
+  AND (SELECT true FROM job r
+       WHERE r.queue = :queue AND r.flow_key = k.key AND r.state IN ('pending', 'retrying')
+         AND r.run_at <= now() AND (CAST(:types AS text[]) IS NULL OR r.type = ANY(CAST(:types AS text[])))
+       LIMIT 1)
+  -- Active jobs counted up to the limit. ORDER BY id is what only job_active_keyed gives without a
+  -- sort (lease sessions disable sorts), so the planner never counts through another index of
+  -- active jobs that stale statistics make look small.
+  AND (coalesce(k.max_concurrency, c.max_per_key) IS NULL
+       OR (SELECT count(*) FROM (
+               SELECT 1 FROM job a
+               WHERE a.queue = :queue AND a.flow_key = k.key AND a.state = 'active' AND a.flow_key IS NOT NULL
+               ORDER BY a.id
+               LIMIT coalesce(k.max_concurrency, c.max_per_key)) AS held)
+          < coalesce(k.max_concurrency, c.max_per_key))
+LIMIT :max_jobs
+FOR UPDATE OF k SKIP LOCKED;
+
+-- name: job_lease_keyed_scan
+-- Round-robin keyed lease of a queue without per-key limits, step one: the keys to take from, as
+-- job_lease_keyed_lock finds them but without locking them (nothing is counted, so concurrent
+-- leases may share a key: step two takes its jobs with SKIP LOCKED). Keys with a limit are left
+-- out, so a queue that gained one since the caller last looked is never leased past it.
+WITH RECURSIVE
+conf AS MATERIALIZED (
+    SELECT q.flow_max_concurrency_per_key AS max_per_key, q.flow_rate_max AS rate_max,
+           q.flow_rate_per_s AS rate_per_s,
+           CAST(:limits_checked AS boolean) OR NOT coalesce(q.paused OR q.max_concurrency IS NOT NULL
+                                                            OR q.rate_limit_per_s IS NOT NULL, false) AS open
+    FROM (SELECT 1) AS one LEFT JOIN queue q ON q.name = :queue
+),
+after_cursor AS (
+    SELECT min(flow_key) AS key FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL AND flow_key > :after
+    UNION ALL
+    SELECT (SELECT min(j.flow_key) FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NOT NULL
+              AND j.flow_key > a.key)
+    FROM after_cursor a WHERE a.key IS NOT NULL
+),
+from_start AS (
+    SELECT min(flow_key) AS key FROM job
+    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL AND flow_key <= :after
+    UNION ALL
+    SELECT (SELECT min(j.flow_key) FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NOT NULL
+              AND j.flow_key > s.key AND j.flow_key <= :after)
+    FROM from_start s WHERE s.key IS NOT NULL
+),
+candidate AS (
+    SELECT key FROM after_cursor WHERE key IS NOT NULL
+    UNION ALL
+    SELECT key FROM from_start WHERE key IS NOT NULL
+)
+SELECT k.key, coalesce(k.max_concurrency, c.max_per_key) AS max_concurrency,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_max ELSE c.rate_max END AS rate_max,
+       CASE WHEN k.rate_max IS NOT NULL THEN k.rate_per_s ELSE c.rate_per_s END AS rate_per_s
+FROM conf c CROSS JOIN candidate
+JOIN queue_key k ON k.queue = :queue AND k.key = candidate.key
+WHERE c.open AND NOT k.paused AND (k.paused_until IS NULL OR k.paused_until <= now())
+  AND coalesce(k.rate_max, c.rate_max) IS NULL AND coalesce(k.max_concurrency, c.max_per_key) IS NULL
+  -- A scalar subquery with LIMIT, not EXISTS: the planner would turn EXISTS into a join that
+  -- reads every ready job of the queue; this probes job_ready_keyed once per candidate key.
+  AND (SELECT true FROM job r
+       WHERE r.queue = :queue AND r.flow_key = k.key AND r.state IN ('pending', 'retrying')
+         AND r.run_at <= now() AND (CAST(:types AS text[]) IS NULL OR r.type = ANY(CAST(:types AS text[])))
+       LIMIT 1)
+LIMIT :max_jobs;
+
+
+-- name: job_lease_keyed_take
+-- Round-robin keyed lease, step two (after the lock, in its transaction): one job from each key in
+-- turn (input order), then a second from each, and so on, each key taking no more than its
+-- allowance (limit minus its active jobs, counted now; one job when rate-limited); unkeyed jobs
+-- of the queue take turns as one more key, first (a paused or limited queue's only when
+-- the caller checked its limits, :limits_checked). Spends the rate buckets of keys taken from.
+WITH turn AS (
+    -- Each key takes at most its share of :max_jobs, so a lease of 100 over 100 keys reads 100
+    -- jobs, not 10,000; a lease over keys short of jobs comes back short rather than read more.
+    SELECT t.key, t.ord, t.rate_max, t.rate_per_s,
+           least(ceil(CAST(:max_jobs AS double precision) / greatest(cardinality(CAST(:keys AS text[])), 1)),
+                 CASE WHEN t.max_concurrency IS NULL THEN :max_jobs ELSE t.max_concurrency - act.n END,
+                 CASE WHEN t.rate_max IS NULL THEN :max_jobs ELSE 1 END) AS allowance
+    FROM unnest(CAST(:keys AS text[]), CAST(:max_concurrencies AS integer[]), CAST(:rate_maxes AS integer[]),
+                CAST(:rate_pers_s AS double precision[])) WITH ORDINALITY
+         AS t(key, max_concurrency, rate_max, rate_per_s, ord)
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM job a
+            WHERE a.queue = :queue AND a.flow_key = t.key AND a.state = 'active' AND a.flow_key IS NOT NULL
+            ORDER BY a.id
+            LIMIT coalesce(t.max_concurrency, 0)) AS held
+    ) AS act
+),
+picked AS (
+    SELECT p.id, t.key, p.rank, t.ord
+    FROM turn t
+    CROSS JOIN LATERAL (
+        SELECT f.id, row_number() OVER (ORDER BY f.priority, f.run_at, f.id) AS rank
+        FROM (SELECT j.id, j.priority, j.run_at FROM job j
+              WHERE j.queue = :queue AND j.flow_key = t.key AND j.state IN ('pending', 'retrying')
+                AND j.run_at <= now() AND (CAST(:types AS text[]) IS NULL OR j.type = ANY(CAST(:types AS text[])))
+              ORDER BY j.priority, j.run_at, j.id
+              LIMIT greatest(t.allowance, 0)
+              FOR UPDATE OF j SKIP LOCKED) AS f
+    ) AS p
+    UNION ALL
+    SELECT u.id, NULL, row_number() OVER (ORDER BY u.priority, u.run_at, u.id), 0
+    FROM (SELECT id, priority, run_at FROM job
+          WHERE queue = :queue AND state IN ('pending', 'retrying')
+            AND (CAST(:limits_checked AS boolean) OR NOT EXISTS (
+                SELECT 1 FROM queue q WHERE q.name = :queue
+                  AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL)))
+            AND flow_key IS NULL AND run_at <= now()
+            AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+          ORDER BY priority, run_at, id
+          LIMIT :max_jobs
+          FOR UPDATE SKIP LOCKED) AS u
+),
+chosen AS (
+    SELECT id, key FROM picked ORDER BY rank, ord LIMIT :max_jobs
+),
+spent AS (
+    UPDATE queue_key k
+    SET rate_tokens = least(1, k.rate_tokens + extract(epoch FROM now() - k.rate_refilled_at)
+                               * t.rate_max / t.rate_per_s) - n.taken,
+        rate_refilled_at = now()
+    FROM (SELECT key, count(*) AS taken FROM chosen WHERE key IS NOT NULL GROUP BY key) AS n
+    JOIN turn t ON t.key = n.key
+    WHERE k.queue = :queue AND k.key = n.key AND t.rate_max IS NOT NULL
+)
+UPDATE job j
+SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+    lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+    lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
+                                                           j.heartbeat_timeout_s, j.max_runtime_s)),
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+FROM chosen
+WHERE j.id = chosen.id AND j.state IN ('pending', 'retrying')
+RETURNING j.*;
 
 -- name: job_lease_state
 -- Why an ack, nack or heartbeat matched nothing: the job's current state and lease.
@@ -311,7 +641,7 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS 
             CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
      AS i(id, lease_id, error, retryable, retry_in_s)
 WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts;
+RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts, j.flow_key;
 
 -- name: job_next_run_at
 -- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it.
