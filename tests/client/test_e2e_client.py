@@ -50,8 +50,11 @@ async def test_enqueue_with_every_option_and_get_it_back(api, queue):
     assert abs((job.run_at - run_at).total_seconds()) < 1
     assert (job.idempotency_key, job.correlation_id, job.tags) == ("key-1", "corr-1", ["x", "y"])
 
-    again = await api.enqueue(queue, "send-email", {"other": True}, idempotency_key="key-1")
+    again = await api.enqueue(queue, "send-email", {"to": "a@example.com"}, idempotency_key="key-1")
     assert again.duplicate is True and again.id == job.id
+    with pytest.raises(jb.Conflict) as conflict:  # the same key, another payload
+        await api.enqueue(queue, "send-email", {"other": True}, idempotency_key="key-1")
+    assert conflict.value.code == "idempotency_conflict"
 
     fetched = await api.get_job(job.id)
     assert fetched.id == job.id and fetched.payload == {"to": "a@example.com"}
@@ -71,7 +74,7 @@ async def test_enqueue_many_keeps_input_order(api, queue):
     )
     assert [(j.type, j.payload) for j in jobs[:2]] == [("a", 1), ("b", [2])]
     assert [j.payload for j in jobs[2:]] == list(range(5))
-    again = await api.enqueue_many(queue, [jb.JobSpec(type="b", idempotency_key="k")])
+    again = await api.enqueue_many(queue, [jb.JobSpec(type="b", payload=[2], priority=3, idempotency_key="k")])
     assert again[0].duplicate is True and again[0].id == jobs[1].id
 
 

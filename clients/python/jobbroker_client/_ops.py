@@ -92,8 +92,20 @@ def _any(body: Any) -> Any:
     return body
 
 
+# Fields the broker takes as JSON integers only (it coerces nothing): a whole float goes as an int.
+WHOLE_SECONDS = ("timeout_seconds", "visibility_timeout_seconds")
+
+
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+    return _whole({k: v for k, v in values.items() if v is not None})
+
+
+def _whole(body: dict[str, Any]) -> dict[str, Any]:
+    for key in WHOLE_SECONDS:
+        value = body.get(key)
+        if isinstance(value, float) and value.is_integer():
+            body[key] = int(value)
+    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -112,7 +124,7 @@ def job_body(spec: JobSpec | Mapping[str, Any]) -> dict[str, Any]:
         spec = JobSpec.model_validate(spec)
     body = spec.model_dump(mode="json", exclude_none=True, exclude={"payload"})
     body["payload"] = _jsonable(spec.payload)
-    return body
+    return _whole(body)
 
 
 def enqueue(queue: str, spec: JobSpec) -> Call[EnqueuedJob]:

@@ -17,12 +17,12 @@ import pytest
 from support import BrokerProcess
 
 ST = Path(sys.executable).with_name("st")
-# Bounded so the run takes about two minutes on a small machine; the coverage phase is not bounded
-# by it (it covers every operation's schema).
-MAX_EXAMPLES = "10"
+# Bounded so the run takes about two minutes on an idle 2-core machine (longer when it is shared);
+# the coverage phase is not bounded by it (it covers every operation's schema).
+MAX_EXAMPLES = "5"
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(660)
 def test_schemathesis_finds_no_server_error_and_no_answer_off_the_spec(
     own_broker: BrokerProcess, tmp_path: Path
 ) -> None:
@@ -46,7 +46,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_spec(
         "--no-color",
     ]
     # In a temporary directory: schemathesis keeps its state in ./.schemathesis.
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     report = ran.stdout[-6000:] + ran.stderr[-2000:]
     assert ran.returncode == 0, report
     summary = ran.stdout.rpartition("SUMMARY")[2]

@@ -160,7 +160,9 @@ async def test_an_installation_from_before_the_move_is_carried_over_whole(
         running = (await client.get("/v1/jobs?state=active&type=running")).json()["items"][0]
         acked = await client.post(f"/v1/jobs/{running['id']}/ack", json={"lease_id": ACTIVE_LEASE, "result": 1})
         assert acked.status_code == 200 and acked.json()["state"] == "succeeded"
-        again = await client.post("/v1/queues/main/jobs", json={"type": "ready", "idempotency_key": "k-ready"})
+        # The same job again (an idempotency key with another payload would be a conflict).
+        same = {"type": "ready", "payload": {"n": 123456789012345678901234567890}, "idempotency_key": "k-ready"}
+        again = await client.post("/v1/queues/main/jobs", json=same)
         assert again.status_code == 200 and again.json()["duplicate"] is True
         fresh = (await client.post("/v1/queues/main/jobs", json={"type": "new"})).json()
         assert int(fresh["id"]) > max_id
