@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from jobbroker.api import schemas
+from jobbroker.api.schemas import Strict
 from jobbroker.app import create_app
 from jobbroker.settings import Settings
 
@@ -55,3 +57,19 @@ def test_info_servers_license_and_security_are_declared_for_every_route() -> Non
     for path, _, op in OPERATIONS:
         expected_open = path in ("/healthz", "/readyz")
         assert ("security" in op) and (op["security"] == []) == expected_open, path
+
+
+def _request_models(cls: type = Strict) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_request_models(sub)]
+    return found
+
+
+@pytest.mark.parametrize("model", _request_models(), ids=lambda m: m.__name__)
+def test_every_number_field_of_a_body_takes_the_exact_floats_bodies_decode_to(model: type) -> None:
+    """Bodies decode floats as jiter's LosslessFloat (core/jsontext.py); a strict `float` field
+    would refuse them all, so every float field is a `Number` or `OptionalNumber`."""
+    for name, field in model.model_fields.items():
+        if "float" in str(field.annotation):
+            assert any(getattr(m, "func", None) is schemas._float for m in field.metadata), f"{model.__name__}.{name}"

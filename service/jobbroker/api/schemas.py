@@ -317,7 +317,7 @@ class DeadSelectionRequest(Strict):
 
 class RateLimitIn(Strict):
     max: int = Field(ge=1, le=1_000_000, description="Leases at most this many...")
-    per_seconds: float = Field(1.0, gt=0, le=86_400, description="...per this many seconds, evenly spaced.")
+    per_seconds: Number = Field(1.0, gt=0, le=86_400, description="...per this many seconds, evenly spaced.")
 
 
 class FlowIn(Strict):
