@@ -96,8 +96,8 @@ class Client(BaseClient):
         correlation_id: str | None = None,
         tags: Sequence[str] | None = None,
         flow_key: str | None = None,
-        heartbeat_timeout_seconds: float | None = None,
-        max_runtime_seconds: float | None = None,
+        heartbeat_timeout_seconds: int | None = None,
+        max_runtime_seconds: int | None = None,
     ) -> EnqueuedJob:
         """Add one job; with an `idempotency_key` already used in this queue, get the existing job."""
         spec = JobSpec(

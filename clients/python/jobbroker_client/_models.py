@@ -70,8 +70,8 @@ class Job(_Model):
     idempotency_key: str | None = None
     tags: list[str] = Field(default_factory=list)
     flow_key: str | None = None
-    heartbeat_timeout_seconds: float | None = None
-    max_runtime_seconds: float | None = None
+    heartbeat_timeout_seconds: int | None = None
+    max_runtime_seconds: int | None = None
     result: Any = None
     errors: list[AttemptError] = Field(default_factory=list)
     cancel_requested: bool = False
@@ -161,8 +161,8 @@ class JobSpec(_Model):
     correlation_id: str | None = None
     tags: list[str] | None = None
     flow_key: str | None = None
-    heartbeat_timeout_seconds: float | None = None
-    max_runtime_seconds: float | None = None
+    heartbeat_timeout_seconds: int | None = None
+    max_runtime_seconds: int | None = None
 
     def to_body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -1,6 +1,6 @@
 -- name: stats_queue_depth
 -- Live jobs per queue and state, for the metrics gauges. Each arm's WHERE matches one partial index
--- (job_ready, job_lease_expiry, job_dead), so the succeeded and cancelled jobs kept for retention,
+-- (job_scheduled, job_lease_expiry, job_dead), so the succeeded and cancelled jobs kept for retention,
 -- usually the bulk of the table, are never read. Configured queues without live jobs answer zeros.
 SELECT queue, state, count(*) AS jobs,
        count(*) FILTER (WHERE run_at <= now()) AS ready,
