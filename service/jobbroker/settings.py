@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -122,6 +131,11 @@ class Settings(BaseSettings):
     # and/or a file of them, one per line. No entries at all turns authentication off.
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None
+    # OpenTelemetry's own variable (no JOBBROKER_ prefix): the broker's spans go to this OTLP/HTTP
+    # endpoint; unset, OpenTelemetry is not even imported. Needs jobbroker[otel]; see docs/tracing.md.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_endpoint"), pattern=r"^https?://"
+    )
 
     lease: LeaseSettings = LeaseSettings()
     jobs: JobDefaults = JobDefaults()
