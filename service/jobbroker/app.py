@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
+        **telemetry.fastapi_options(FastAPI),
     )
     app.state.settings = settings
     problems.install(app)

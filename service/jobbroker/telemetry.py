@@ -5,6 +5,7 @@ the hot path pays nothing. Either way a job keeps the W3C trace context it was e
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,14 @@ def enable(endpoint: str) -> bool:
     otel.install(endpoint)
     _otel = otel
     return True
+
+
+def fastapi_options(fastapi: type) -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry (newer releases) off: the broker's spans come from the ASGI
+    instrumentation, which also covers the fast path, and no per-request provider checks remain."""
+    if "telemetry" not in inspect.signature(fastapi.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def enabled() -> bool:

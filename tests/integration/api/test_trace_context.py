@@ -82,7 +82,12 @@ async def test_no_header_means_no_context(client) -> None:
 @PATHS
 @pytest.mark.parametrize(
     "context",
-    [{"traceparent": "nope"}, {"tracestate": "a=b"}, {"traceparent": PARENT, "x": 1}, {"traceparent": PARENT, "tracestate": ""}],
+    [
+        {"traceparent": "nope"},
+        {"tracestate": "a=b"},
+        {"traceparent": PARENT, "x": 1},
+        {"traceparent": PARENT, "tracestate": ""},
+    ],
 )
 async def test_a_malformed_body_trace_context_is_a_422_naming_the_field(client, media, context) -> None:
     q = queue()
