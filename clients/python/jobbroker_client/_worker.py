@@ -427,9 +427,8 @@ class Worker:
             logger.info("waiting for %d running job(s)", len(self._running))
             everything = asyncio.gather(*self._running.values(), return_exceptions=True)
             forced = asyncio.ensure_future(self._forced.wait())
-            await asyncio.wait(
-                {everything, forced}, timeout=self.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            waits: set[asyncio.Future[Any]] = {everything, forced}
+            await asyncio.wait(waits, timeout=self.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED)
             forced.cancel()
         still = list(self._running.values())
         if still:
