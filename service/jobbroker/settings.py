@@ -51,6 +51,9 @@ class DbSettings(BaseModel):
     # PgBouncer in transaction mode cannot keep prepared statements: set 0 there.
     statement_cache_size: int = Field(256, ge=0, le=10_000)
     command_timeout_s: float = Field(30, gt=0, le=600)
+    # The LISTEN connection's own URL (JOBBROKER_DB__LISTEN_URL), when requests go through a pooler
+    # (PgBouncer in transaction mode cannot LISTEN): a direct one to the primary. Default: the database URL.
+    listen_url: SecretStr | None = None
     migrate_on_start: bool = True
 
     @field_validator("schema_name")
