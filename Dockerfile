@@ -1,17 +1,28 @@
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY service ./service
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The production image: the broker and its locked dependencies (requirements.lock, with hashes),
+# OpenTelemetry included (inactive unless OTEL_EXPORTER_OTLP_ENDPOINT is set), no embedded
+# PostgreSQL. Runs as a numeric non-root user on a read-only root filesystem.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 jobbroker
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER jobbroker
-WORKDIR /home/jobbroker
-ENV JOBBROKER_HOST=0.0.0.0 JOBBROKER_PORT=8080
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY requirements.lock ./
+RUN python -m venv /opt/jobbroker \
+    && /opt/jobbroker/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
+COPY service ./service
+RUN /opt/jobbroker/bin/pip install --no-cache-dir --no-deps .
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/jobbroker/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    JOBBROKER_HOST=0.0.0.0 \
+    JOBBROKER_PORT=8080
+COPY --from=build /opt/jobbroker /opt/jobbroker
+WORKDIR /tmp
+USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["jobbroker", "healthcheck"]
 ENTRYPOINT ["jobbroker"]
 CMD ["serve"]

