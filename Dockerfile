@@ -1,9 +1,7 @@
 # The production image: the broker and its locked dependencies (requirements.lock, with hashes),
 # OpenTelemetry included (inactive unless OTEL_EXPORTER_OTLP_ENDPOINT is set), no embedded
 # PostgreSQL. Runs as a numeric non-root user on a read-only root filesystem.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY requirements.lock ./
@@ -13,7 +11,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
 RUN /opt/jobbroker/bin/pip install --no-cache-dir --no-deps .
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ENV PATH=/opt/jobbroker/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
