@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 # venv of their own: checkov pins many packages that must not meet the broker's.
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+TYPESCRIPT := 5.9.3
 
 # `make bench` is the full measured run (about 20 minutes); `make bench BENCH_ARGS=--quick` a smoke run,
 # `make bench BENCH_ARGS=--soak` the 5-minute memory run. See bench/README.md.
@@ -24,10 +25,12 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 tools: $(TOOLS_STAMP)
 
-$(TOOLS_STAMP): tools/requirements.txt
-	@echo "make: installing the deploy checks (checkov, kubernetes-validate, hadolint) into $(TOOLS)"
+$(TOOLS_STAMP): tools/requirements.txt Makefile
+	@echo "make: installing the checks' tools (checkov, kubernetes-validate, hadolint, uv, tsc) into $(TOOLS)"
 	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet -r tools/requirements.txt
+	# tsc checks the Node worker's type declarations, where Node is installed.
+	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(TOOLS)/node typescript@$(TYPESCRIPT); fi
 	touch $(TOOLS_STAMP)
 
 serve: $(STAMP)
