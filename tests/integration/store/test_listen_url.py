@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import httpx
 
-from conftest import make_settings
 from jobbroker.app import create_app
+from jobbroker.settings import Settings
 from jobbroker.store.db import plain_url
 from support import eventually
 
@@ -20,7 +20,8 @@ async def test_the_ready_hub_listens_on_the_listen_url_and_still_wakes_long_poll
     url = await fresh_database()
     # asyncpg passes an unknown query parameter on as a session setting: it names the connection.
     listen_url = url + ("&" if "?" in url else "?") + "application_name=jobbroker_listen_test"
-    app = create_app(make_settings(url, db={"listen_url": listen_url}, push={"enabled": False}))
+    settings = Settings(database_url=url, db={"listen_url": listen_url}, push={"enabled": False})
+    app = create_app(settings)
     conn = await asyncpg.connect(plain_url(url))
     try:
         async with app.router.lifespan_context(app):
