@@ -8,9 +8,12 @@ OpenTelemetry SDK exporting to memory. A push subscriber shows the context on de
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,6 +26,7 @@ import jobbroker_client as jb
 from support import BrokerProcess, eventually
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 _MEMORY = InMemorySpanExporter()
 
 
@@ -102,3 +106,53 @@ async def test_a_trace_runs_from_the_enqueue_to_the_workers_handler(traced_broke
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class _Subscriber:
+    """A webhook receiver in a thread that answers 200 and keeps each delivery's headers."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        subscriber = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                subscriber.headers.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+async def test_a_push_delivery_continues_the_jobs_trace(traced_broker, receiver) -> None:
+    queue = f"tp-{uuid.uuid4().hex[:8]}"
+    subscriber = _Subscriber()
+    try:
+        async with httpx.AsyncClient(base_url=traced_broker.url) as http:
+            made = await http.post("/v1/subscriptions", json={"queue": queue, "url": subscriber.url})
+            assert made.status_code == 201, made.text
+            job = await http.post(f"/v1/queues/{queue}/jobs", json={"type": "t"}, headers={"traceparent": PARENT})
+            await eventually(lambda: _true(bool(subscriber.headers)), within_s=15)
+    finally:
+        subscriber.server.shutdown()
+        subscriber.server.server_close()
+    trace_id = PARENT.split("-")[1]
+    sent = subscriber.headers[0]["traceparent"]
+    assert sent.split("-")[1] == trace_id, "the delivery carries the producer's trace"
+    # The delivery span and the HTTP client span inside it reach the OTLP receiver in that trace;
+    # the subscriber's parent is the client span.
+    await eventually(
+        lambda: _true(any(s.name.startswith("deliver ") for s in receiver.in_trace(trace_id))), within_s=15
+    )
+    spans = receiver.in_trace(trace_id)
+    [deliver] = [s for s in spans if s.name == f"deliver {queue}"]
+    [client_span] = [s for s in spans if s.kind == CLIENT and s.parent_span_id == deliver.span_id]
+    assert sent.split("-")[2] == client_span.span_id
+    assert deliver.attributes["jobbroker.job.id"] == job.json()["id"]
