@@ -62,7 +62,7 @@ class BrokerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        self.kill()  # never leave a half-started server behind
+        self.stop()  # never leave a half-started server (or its log file) behind
         raise RuntimeError(f"broker did not become ready: {self.output()}")
 
     def output(self) -> str:
