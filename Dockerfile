@@ -1,17 +1,26 @@
-FROM python:3.11-slim AS build
+# The production image: the broker and its locked dependencies (requirements.lock, with hashes),
+# OpenTelemetry included (inactive unless OTEL_EXPORTER_OTLP_ENDPOINT is set), no embedded
+# PostgreSQL. Runs as a numeric non-root user on a read-only root filesystem.
+FROM python:3.11.14-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock ./
+RUN python -m venv /opt/jobbroker \
+    && /opt/jobbroker/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/jobbroker/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 jobbroker
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER jobbroker
-WORKDIR /home/jobbroker
-ENV JOBBROKER_HOST=0.0.0.0 JOBBROKER_PORT=8080
+FROM python:3.11.14-slim-bookworm
+ENV PATH=/opt/jobbroker/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    JOBBROKER_HOST=0.0.0.0 \
+    JOBBROKER_PORT=8080
+COPY --from=build /opt/jobbroker /opt/jobbroker
+WORKDIR /tmp
+USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["jobbroker", "healthcheck"]
 ENTRYPOINT ["jobbroker"]
 CMD ["serve"]

@@ -62,6 +62,7 @@ class BrokerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        self.stop()  # never leave a half-started server (or its log file) behind
         raise RuntimeError(f"broker did not become ready: {self.output()}")
 
     def output(self) -> str:

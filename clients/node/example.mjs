@@ -14,6 +14,14 @@ const worker = new Worker({
   waitSeconds: 1,
 });
 
+// The README's jobs: a bad address is permanent (straight to the DLQ), anything else is "sent".
+worker.handle("send-email", async (job) => {
+  const to = job.payload?.to ?? "";
+  if (!to.includes("@")) throw new PermanentError(`bad address ${JSON.stringify(to)}`);
+  console.log(`sending to ${to}`);
+  return { sent: true, to };
+});
+
 // Returns its payload: the return value is stored as the job's result.
 worker.handle("echo", async (job) => ({ echo: job.payload, attempt: job.attempt }));
 

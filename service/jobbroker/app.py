@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from jobbroker import __version__, metrics
+from jobbroker import __version__, metrics, telemetry
 from jobbroker.api import auth, docs, problems, spec
 from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_keys = settings.api_keys.get_secret_value() if settings.api_keys is not None else None
     keys = KeyRing.parse(api_keys, settings.api_keys_file)
     metrics.configure(settings.metrics)
+    if settings.otel_exporter_otlp_endpoint:
+        telemetry.enable(settings.otel_exporter_otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
+        **telemetry.fastapi_options(FastAPI),
     )
     app.state.settings = settings
     problems.install(app)
@@ -118,4 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_request_bytes=settings.max_request_bytes,
         access_log=settings.log_access,
     )
+    if telemetry.enabled():
+        app.add_middleware(telemetry.ServerSpans)
     return app

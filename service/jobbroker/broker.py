@@ -18,7 +18,7 @@ from jobbroker.core.models import DeadSelection, NewJob, Settle
 from jobbroker.core.schedule import next_fire
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
-from jobbroker.store.db import Database
+from jobbroker.store.db import Database, plain_url
 from jobbroker.store.job import Job, JobStore
 from jobbroker.store.notify import ReadyHub
 from jobbroker.store.queue import QueueStore
@@ -40,7 +40,8 @@ class Broker:
         self.queues = QueueStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.schedules = ScheduleStore(db)
-        self.hub = ReadyHub(db.url, db.schema)
+        listen_url = settings.db.listen_url
+        self.hub = ReadyHub(plain_url(listen_url.get_secret_value()) if listen_url else db.url, db.schema)
         self.gauges = metrics.QueueGauges(StatsStore(db).queue_depth, settings.metrics.refresh_s)
         self.stopping = asyncio.Event()
 

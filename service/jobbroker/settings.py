@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +51,9 @@ class DbSettings(BaseModel):
     # PgBouncer in transaction mode cannot keep prepared statements: set 0 there.
     statement_cache_size: int = Field(256, ge=0, le=10_000)
     command_timeout_s: float = Field(30, gt=0, le=600)
+    # The LISTEN connection's own URL (JOBBROKER_DB__LISTEN_URL), when requests go through a pooler
+    # (PgBouncer in transaction mode cannot LISTEN): a direct one to the primary. Default: the database URL.
+    listen_url: SecretStr | None = None
     migrate_on_start: bool = True
 
     @field_validator("schema_name")
@@ -122,6 +134,11 @@ class Settings(BaseSettings):
     # and/or a file of them, one per line. No entries at all turns authentication off.
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None
+    # OpenTelemetry's own variable (no JOBBROKER_ prefix): the broker's spans go to this OTLP/HTTP
+    # endpoint; unset, OpenTelemetry is not even imported. Needs jobbroker[otel]; see docs/tracing.md.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("otel_exporter_otlp_endpoint"), pattern=r"^https?://"
+    )
 
     lease: LeaseSettings = LeaseSettings()
     jobs: JobDefaults = JobDefaults()

@@ -336,3 +336,16 @@ async def test_types_restricts_what_is_leased():
     a, b = broker.add("a"), broker.add("b")
     await run_until(worker, lambda: broker.state(a) == "succeeded")
     assert broker.state(b) == "pending"
+
+
+async def test_a_stop_cancels_the_long_poll_in_flight_so_the_grace_period_starts_at_once():
+    broker = FakeBroker()
+    # A long-poll the fake broker holds for 30 s; the worker must not wait for its answer.
+    worker = make_worker(broker, wait_seconds=30, shutdown_grace_seconds=60)
+    task = asyncio.create_task(worker.run_async(install_signal_handlers=False))
+    await eventually(lambda: len(broker.lease_sizes) == 1)
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 1.0

@@ -74,7 +74,7 @@ class BaseClient:
                 return min(float(retry_after), 30.0)
         elif not (call.idempotent or isinstance(outcome, NOT_SENT)):
             return None
-        return min(0.1 * 2**attempt, 2.0) * (0.5 + random.random() / 2)
+        return min(0.1 * 2.0**attempt, 2.0) * (0.5 + random.random() / 2)
 
     def _transport_error(self, call: Call[Any], exc: httpx.TransportError) -> JobbrokerError:
         name = type(exc).__name__

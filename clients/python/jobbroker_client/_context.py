@@ -97,7 +97,12 @@ class Outcome:
     def settle_item(self, ctx: JobContext) -> dict[str, Any]:
         if self.ack:
             return {"id": ctx.id, "lease_id": ctx.lease_id, "result": self.result}
-        item = {"id": ctx.id, "lease_id": ctx.lease_id, "error": self.error, "retryable": self.retryable}
+        item: dict[str, Any] = {
+            "id": ctx.id,
+            "lease_id": ctx.lease_id,
+            "error": self.error,
+            "retryable": self.retryable,
+        }
         if self.retry_in_seconds is not None:
             item["retry_in_seconds"] = self.retry_in_seconds
             # The broker pauses a key only for a positive time.

@@ -78,6 +78,8 @@ class Job(_Model):
     progress: Any = None
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
+    # The W3C trace context it was enqueued under: {"traceparent": ..., "tracestate": ...}.
+    trace_context: dict[str, str] | None = None
 
 
 class EnqueuedJob(Job):

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pydantic
 from pydantic_core import to_jsonable_python
 
+from . import _tracing
 from ._exceptions import UnexpectedResponse
 from ._models import (
     AckItem,
@@ -85,7 +86,8 @@ def _list_of(cls: type[pydantic.BaseModel], key: str) -> Callable[[Any], Any]:
 def _count(body: Any) -> int:
     if not isinstance(body, dict) or not isinstance(body.get("count"), int):
         raise UnexpectedResponse(f"expected {{'count': n}}, got {body!r:.200}")
-    return body["count"]
+    count: int = body["count"]
+    return count
 
 
 def _any(body: Any) -> Any:
@@ -134,6 +136,7 @@ def enqueue(queue: str, spec: JobSpec) -> Call[EnqueuedJob]:
         _model(EnqueuedJob),
         json=job_body(spec),
         idempotent=spec.idempotency_key is not None,
+        headers=_tracing.current_headers(),
     )
 
 
@@ -145,6 +148,7 @@ def enqueue_many(queue: str, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> Cal
         _list_of(EnqueuedJob, "jobs"),
         json={"jobs": bodies},
         idempotent=all("idempotency_key" in body for body in bodies),
+        headers=_tracing.current_headers(),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _context as outcomes
+from . import _tracing
 from ._async_client import AsyncClient
 from ._base import default_worker_id
 from ._context import JobContext, Outcome
@@ -34,10 +35,6 @@ H = TypeVar("H", bound=Handler)
 TRANSIENT = (TransportError, ServerError, Conflict)
 # Pause between empty leases when long-polling is off (wait_seconds=0), so as not to spin.
 IDLE_POLL_SECONDS = 0.5
-
-
-class _Forced(Exception):
-    """A second stop request arrived while a lease was in flight."""
 
 
 @dataclass
@@ -212,8 +209,6 @@ class Worker:
                 logger.warning("lease failed (%s); trying again in %.1fs", exc, delay)
                 await self._sleep_unless_stopping(delay)
                 continue
-            except _Forced:
-                return
             except JobbrokerError as exc:
                 logger.error("lease refused, stopping the worker: %s", exc)
                 self._fatal = exc
@@ -226,8 +221,9 @@ class Worker:
                 await self._sleep_unless_stopping(IDLE_POLL_SECONDS)
 
     async def _lease(self, max_jobs: int) -> list[LeasedJob]:
-        # A graceful stop lets a long-poll in flight finish (its jobs then run within the grace
-        # period): cancelling it could strand jobs the broker had just leased to this worker.
+        # A stop cancels a long-poll in flight, so the grace period starts at once instead of after
+        # up to wait_seconds. The broker leases nothing for a request whose client has gone; jobs
+        # it leased in the instant before would come back when their visibility timeout ends.
         lease = asyncio.ensure_future(
             self._client.lease(
                 self.queue,
@@ -238,14 +234,15 @@ class Worker:
                 types=self.types,
             )
         )
-        forced = asyncio.ensure_future(self._forced.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({lease, forced}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({lease, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            forced.cancel()
+            stopping.cancel()
         if not lease.done():
             lease.cancel()
-            raise _Forced
+            await asyncio.gather(lease, return_exceptions=True)
+            return []
         return lease.result()
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
@@ -277,12 +274,13 @@ class Worker:
         if handler is None:
             return outcomes.no_handler(ctx, list(self._handlers))
         try:
-            if _is_async(handler):
-                result = await handler(ctx)
-            else:
-                result = await self._in_thread(handler, ctx)
-                if inspect.isawaitable(result):
-                    result = await result
+            with _tracing.handler_span(ctx.job):
+                if _is_async(handler):
+                    result = await handler(ctx)
+                else:
+                    result = await self._in_thread(handler, ctx)
+                    if inspect.isawaitable(result):
+                        result = await result
         except Exception as exc:
             logger.info("job %s (%s) attempt %s failed: %r", ctx.id, ctx.type, ctx.attempt, exc)
             return outcomes.failure(exc)
@@ -429,9 +427,8 @@ class Worker:
             logger.info("waiting for %d running job(s)", len(self._running))
             everything = asyncio.gather(*self._running.values(), return_exceptions=True)
             forced = asyncio.ensure_future(self._forced.wait())
-            await asyncio.wait(
-                {everything, forced}, timeout=self.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            waits: set[asyncio.Future[Any]] = {everything, forced}
+            await asyncio.wait(waits, timeout=self.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED)
             forced.cancel()
         still = list(self._running.values())
         if still:

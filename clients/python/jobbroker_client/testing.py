@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._context import JobContext
-from ._models import LeasedJob
+from ._models import JobState, LeasedJob
 from ._worker import Worker
 
 
@@ -36,7 +36,7 @@ def make_job(
         queue=queue,
         type=type,
         payload={} if payload is None else payload,
-        state="active",
+        state=JobState.ACTIVE,
         attempts=attempt,
         attempt=attempt,
         max_attempts=max_attempts,

@@ -55,6 +55,7 @@ class _HotRoute:
     scope: KeyScope | None
     wants_request: bool
     wants_correlation: bool
+    wants_trace: bool
 
 
 def _hot_routes(app: Any) -> dict[str, list[_HotRoute]]:
@@ -72,6 +73,7 @@ def _hot_routes(app: Any) -> dict[str, list[_HotRoute]]:
             scope=next((s for s in scopes if s is not None), None),
             wants_request="request" in params,
             wants_correlation="correlation_id" in params,
+            wants_trace="traceparent" in params,
         )
         for method in route.methods:
             table.setdefault(method, []).append(hot)
@@ -154,6 +156,9 @@ class FastPath:
             if correlation is not None and (len(correlation) > _CORRELATION_MAX or not _LINE.fullmatch(correlation)):
                 return None
             kwargs["correlation_id"] = correlation
+        if kwargs is not None and route.wants_trace:
+            kwargs["traceparent"] = headers.get("traceparent")
+            kwargs["tracestate"] = headers.get("tracestate")
         return kwargs
 
 

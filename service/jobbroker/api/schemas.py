@@ -11,6 +11,7 @@ from pydantic import Strict as StrictType
 from jobbroker.core import jsontext
 from jobbroker.core.models import Backoff, NewJob
 from jobbroker.core.states import JobState
+from jobbroker.core.trace import TRACEPARENT_PATTERN, TRACESTATE_MAX, valid_traceparent
 
 # Patterns are anchored as JSON Schema (ECMA 262) and the validator (Rust regex) read them: `$` is
 # the end of the text, so no trailing newline passes. Python code matches them with `fullmatch`.
@@ -95,6 +96,26 @@ class BackoffIn(Strict):
         return Backoff(self.initial_seconds, self.max_seconds, self.multiplier, self.jitter)
 
 
+class TraceContextIn(Strict):
+    """W3C trace context; overrides the request's `traceparent` and `tracestate` headers for this job."""
+
+    traceparent: str = Field(
+        max_length=256,
+        pattern=TRACEPARENT_PATTERN,
+        examples=["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+    )
+    tracestate: str | None = Field(None, min_length=1, max_length=TRACESTATE_MAX, examples=["vendor=opaque"])
+
+    @model_validator(mode="after")
+    def _continuable(self) -> TraceContextIn:
+        if not valid_traceparent(self.traceparent):
+            raise ValueError("traceparent is not a W3C traceparent a trace can continue")
+        return self
+
+    def to_core(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
 class EnqueueRequest(Strict):
     model_config = ConfigDict(
         extra="forbid",
@@ -141,6 +162,7 @@ class EnqueueRequest(Strict):
     max_runtime_seconds: int | None = Field(
         None, ge=1, le=MAX_RUNTIME_S, description="An attempt running longer fails (max_runtime_exceeded)."
     )
+    trace_context: TraceContextIn | None = None
 
     @model_validator(mode="after")
     def _one_schedule(self) -> EnqueueRequest:
@@ -150,7 +172,7 @@ class EnqueueRequest(Strict):
             raise ValueError("give timeout_seconds or visibility_timeout_seconds, not both")
         return self
 
-    def to_core(self, correlation_id: str | None = None) -> NewJob:
+    def to_core(self, correlation_id: str | None = None, trace_context: dict[str, str] | None = None) -> NewJob:
         return NewJob(
             type=self.type,
             payload=self.payload,
@@ -166,6 +188,7 @@ class EnqueueRequest(Strict):
             flow_key=self.flow_key,
             heartbeat_timeout_s=self.heartbeat_timeout_seconds,
             max_runtime_s=self.max_runtime_seconds,
+            trace_context=self.trace_context.to_core() if self.trace_context else trace_context,
         )
 
 
@@ -392,6 +415,11 @@ class BackoffOut(BaseModel):
     jitter: float
 
 
+class TraceContextOut(BaseModel):
+    traceparent: str
+    tracestate: str | None = None
+
+
 class JobOut(BaseModel):
     id: str
     queue: str
@@ -420,6 +448,9 @@ class JobOut(BaseModel):
     progress: Any
     worker_id: str | None
     lease_expires_at: datetime | None
+    trace_context: TraceContextOut | None = Field(
+        None, description="The W3C trace context the job was enqueued under (`traceparent`, `tracestate`)."
+    )
 
 
 class EnqueueOut(JobOut):

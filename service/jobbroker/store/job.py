@@ -89,6 +89,7 @@ def public_job(row: asyncpg.Record) -> Job:
         "progress": row["progress"],
         "worker_id": row["worker_id"],
         "lease_expires_at": row["lease_expires_at"],
+        "trace_context": row["trace_context"],
     }
 
 
@@ -171,6 +172,7 @@ class JobStore:
             "flow_keys": [j.flow_key for j in jobs],
             "heartbeat_timeouts_s": [j.heartbeat_timeout_s for j in jobs],
             "max_runtimes_s": [j.max_runtime_s for j in jobs],
+            "trace_contexts": [None if j.trace_context is None else _json(j.trace_context) for j in jobs],
             "default_max_attempts": d.max_attempts,
             "default_backoff_initial_s": d.backoff_initial_s,
             "default_backoff_max_s": d.backoff_max_s,

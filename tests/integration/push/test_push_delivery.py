@@ -221,3 +221,23 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_delivery_carries_the_trace_context_the_job_was_enqueued_under(
+    client: httpx.AsyncClient, receivers, queue_name: str
+) -> None:
+    receiver = await receivers()
+    await subscribe(client, queue_name, receiver.url)
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = await client.post(
+        f"/v1/queues/{queue_name}/jobs",
+        json={"type": "t"},
+        headers={"traceparent": traceparent, "tracestate": "vendor=abc"},
+    )
+    plain = await enqueue(client, queue_name)
+    await job_in(client, traced.json()["id"], "succeeded")
+    await job_in(client, plain["id"], "succeeded")
+    by_id = {r.json["id"]: r.headers for r in receiver.requests}
+    assert by_id[traced.json()["id"]]["traceparent"] == traceparent
+    assert by_id[traced.json()["id"]]["tracestate"] == "vendor=abc"
+    assert "traceparent" not in by_id[plain["id"]] and "tracestate" not in by_id[plain["id"]]

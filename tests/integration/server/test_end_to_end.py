@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -192,3 +195,10 @@ async def test_database_outage_answers_503_and_the_broker_recovers(
     finally:
         await asyncio.to_thread(broker.stop)
         await proxy.stop()
+
+
+def test_the_image_healthcheck_command_passes_against_a_live_broker(broker_process: BrokerProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBBROKER_")}
+    env |= {"JOBBROKER_HOST": "0.0.0.0", "JOBBROKER_PORT": str(broker_process.port)}
+    done = subprocess.run([sys.executable, "-m", "jobbroker", "healthcheck"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr

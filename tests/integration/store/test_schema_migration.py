@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -106,6 +107,16 @@ async def snapshot(conn: asyncpg.Connection, schema: str) -> dict[str, list[str]
     }
 
 
+def only_columns_of(after: dict[str, list[str]], before: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`after` without the columns later migrations added (absent from every row of `before`)."""
+    trimmed = {}
+    for table, rows in after.items():
+        old = {key for row in before[table] for key in json.loads(row)}
+        kept = [{k: v for k, v in json.loads(row).items() if k in old or not old} for row in rows]
+        trimmed[table] = sorted(json.dumps(row, sort_keys=True) for row in kept)
+    return trimmed
+
+
 async def objects_in(conn: asyncpg.Connection, schema: str) -> tuple[set[str], set[str]]:
     """Names of the relations (tables, indexes, sequences) and of the functions in a schema."""
     relations = await conn.fetch(
@@ -146,7 +157,7 @@ async def test_an_installation_from_before_the_move_is_carried_over_whole(
     await migrate.upgrade(url, schema)
 
     async with connection(url) as conn:
-        assert await snapshot(conn, schema) == before
+        assert only_columns_of(await snapshot(conn, schema), before) == only_columns_of(before, before)
         assert await objects_in(conn, "public") == (set(), set())
         relations, functions = await objects_in(conn, schema)
         assert {*TABLES, "alembic_version", "job_id_seq", "job_ready", "job_idempotency", "schedule_due"} <= relations

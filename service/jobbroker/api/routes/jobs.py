@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
+from jobbroker import telemetry
 from jobbroker.api.auth import requires
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
 from jobbroker.api.jsonbody import JsonRoute
@@ -43,6 +44,16 @@ CorrelationHeader = Annotated[
         description="Stored as the job's correlation_id.",
     ),
 ]
+TraceparentHeader = Annotated[
+    str | None,
+    Header(
+        description="W3C trace context, stored with each job (its `trace_context`), returned on lease and sent on "
+        "push. An invalid one is ignored, as the W3C spec asks.",
+    ),
+]
+TracestateHeader = Annotated[
+    str | None, Header(description="W3C tracestate, kept beside a valid traceparent (up to 512 characters).")
+]
 
 
 @router.post(
@@ -57,13 +68,19 @@ CorrelationHeader = Annotated[
     },
 )
 async def enqueue(
-    queue: QueueName, body: EnqueueRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
+    queue: QueueName,
+    body: EnqueueRequest,
+    broker: BrokerDep,
+    correlation_id: CorrelationHeader = None,
+    traceparent: TraceparentHeader = None,
+    tracestate: TracestateHeader = None,
 ) -> Response:
     """Add one job to `queue`. It is leased once `run_at` (now, `delay_seconds` later, or the given
     instant) has come. A repeated `idempotency_key` in the same queue creates nothing and answers the
     existing job with status 200 and `"duplicate": true`; if that job has another type or payload, the
     answer is 409 `idempotency_conflict` naming it (`job_id`)."""
-    [(job, duplicate)] = await broker.enqueue(queue, [body.to_core(correlation_id)])
+    trace = telemetry.job_trace_context(traceparent, tracestate)
+    [(job, duplicate)] = await broker.enqueue(queue, [body.to_core(correlation_id, trace)])
     return ORJSON({**job, "duplicate": duplicate}, status_code=200 if duplicate else 201)
 
 
@@ -76,12 +93,18 @@ async def enqueue(
     responses=responses(409, 413),
 )
 async def enqueue_batch(
-    queue: QueueName, body: EnqueueBatchRequest, broker: BrokerDep, correlation_id: CorrelationHeader = None
+    queue: QueueName,
+    body: EnqueueBatchRequest,
+    broker: BrokerDep,
+    correlation_id: CorrelationHeader = None,
+    traceparent: TraceparentHeader = None,
+    tracestate: TracestateHeader = None,
 ) -> Response:
     """Add up to 1000 jobs in one transaction: all are stored or, on any invalid item, none.
     Answers each job in input order, with `duplicate` for repeated idempotency keys; a key naming
     a job of another type or payload is 409 `idempotency_conflict` and stores nothing."""
-    answers = await broker.enqueue(queue, [j.to_core(correlation_id) for j in body.jobs])
+    trace = telemetry.job_trace_context(traceparent, tracestate)
+    answers = await broker.enqueue(queue, [j.to_core(correlation_id, trace) for j in body.jobs])
     return ORJSON({"jobs": [{**job, "duplicate": dup} for job, dup in answers]}, status_code=201)
 
 

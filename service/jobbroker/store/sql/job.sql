@@ -106,16 +106,17 @@ WITH input AS (
         CAST(:backoff_max_s AS double precision[]), CAST(:backoff_multiplier AS double precision[]),
         CAST(:backoff_jitter AS double precision[]), CAST(:timeouts_s AS integer[]),
         CAST(:idempotency_keys AS text[]), CAST(:correlation_ids AS text[]), CAST(:tags AS text[]),
-        CAST(:flow_keys AS text[]), CAST(:heartbeat_timeouts_s AS integer[]), CAST(:max_runtimes_s AS integer[])
+        CAST(:flow_keys AS text[]), CAST(:heartbeat_timeouts_s AS integer[]), CAST(:max_runtimes_s AS integer[]),
+        CAST(:trace_contexts AS text[])
     ) WITH ORDINALITY AS t(type, payload, priority, run_at, delay_s, max_attempts, backoff_initial_s,
                            backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s,
                            idempotency_key, correlation_id, tags, flow_key, heartbeat_timeout_s,
-                           max_runtime_s, ord)
+                           max_runtime_s, trace_context, ord)
 ),
 inserted AS (
     INSERT INTO job (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
                      backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
-                     correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s)
+                     correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s, trace_context)
     SELECT i.id, CAST(:queue AS text), i.type, CAST(i.payload AS jsonb), i.priority,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_s, 0))),
            coalesce(i.max_attempts, q.default_max_attempts, :default_max_attempts),
@@ -131,7 +132,7 @@ inserted AS (
            i.idempotency_key, i.correlation_id,
            ARRAY(SELECT jsonb_array_elements_text(CAST(i.tags AS jsonb))),
            i.flow_key, coalesce(i.heartbeat_timeout_s, q.default_heartbeat_timeout_s),
-           coalesce(i.max_runtime_s, q.default_max_runtime_s)
+           coalesce(i.max_runtime_s, q.default_max_runtime_s), CAST(i.trace_context AS jsonb)
     FROM input i LEFT JOIN queue q ON q.name = CAST(:queue AS text)
     ORDER BY i.ord
     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
