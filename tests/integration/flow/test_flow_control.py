@@ -258,3 +258,14 @@ async def test_metrics_count_keys_ready_at_their_limit_and_paused(http: httpx.As
         return found == [2.0, 2.0, 1.0]  # ready: a (its second job) and c (paused, but has a ready job)
 
     await eventually(counted, within_s=15, every_s=0.5)
+
+
+async def test_queue_limits_and_pause_still_hold_for_keyed_jobs(http: httpx.AsyncClient, queue_name: str) -> None:
+    await http.patch(f"/v1/queues/{queue_name}", json={"max_concurrency": 2})
+    await enqueue_keys(http, queue_name, ["a", "a", "b", "b", None])
+    assert len(await lease(http, queue_name, 10)) == 2
+    assert await lease(http, queue_name, 10) == []
+    await http.patch(f"/v1/queues/{queue_name}", json={"max_concurrency": None, "paused": True})
+    assert await lease(http, queue_name, 10) == []
+    await http.patch(f"/v1/queues/{queue_name}", json={"paused": False})
+    assert len(await lease(http, queue_name, 10)) == 3
