@@ -122,10 +122,11 @@ class Broker:
         self.check_size(progress, "progress")
         return await self.jobs.heartbeat(job_id, lease_id, visibility_timeout_s, progress)
 
-    async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
-        """Finish a leased job; a repeat of the same ack answers the job again and counts nothing."""
+    async def ack(self, job_id: int, lease_id: str, result: Any, http_status: int | None = None) -> Job:
+        """Finish a leased job; a repeat of the same ack answers the job again and counts nothing.
+        `http_status` is a push delivery's answer, kept in the attempt ledger."""
         self.check_size(result, "result")
-        job, settled = await self.jobs.settle_ack(job_id, lease_id, result)
+        job, settled = await self.jobs.settle_ack(job_id, lease_id, result, http_status)
         if settled:
             events.acked([job])
         return job
@@ -139,12 +140,15 @@ class Broker:
         retry_in_s: float | None,
         reason: str = metrics.ERROR,
         pause_key: bool = False,
+        http_status: int | None = None,
     ) -> Job:
         """Fail an attempt. `reason` labels the failure in the metrics: `error` for a worker's nack,
         `metrics.push_failure_reason(status)` for a push delivery. `pause_key` also holds the job's
         flow key for `retry_in_s` (backpressure)."""
         self.check_size(error, "error")
-        job, settled = await self.jobs.settle_nack(job_id, lease_id, error, retryable, retry_in_s, pause_key)
+        job, settled = await self.jobs.settle_nack(
+            job_id, lease_id, error, retryable, retry_in_s, pause_key, http_status
+        )
         if settled:
             events.nacked([job], reason, [error.get("type")])
         return job
