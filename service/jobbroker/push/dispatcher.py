@@ -141,7 +141,14 @@ class Dispatcher:
                     # A subscriber's Retry-After for a keyed job holds that key alone (backpressure).
                     pause_key = outcome.retry_in_s is not None and job.get("flow_key") is not None
                     await self.broker.nack(
-                        job_id, lease_id, outcome.error, True, outcome.retry_in_s, reason, pause_key=pause_key, http_status=http_status
+                        job_id,
+                        lease_id,
+                        outcome.error,
+                        True,
+                        outcome.retry_in_s,
+                        reason,
+                        pause_key=pause_key,
+                        http_status=http_status,
                     )
                     log.info(
                         "push: delivery failed",

@@ -14,7 +14,7 @@ SELECT * FROM cancelled;
 -- The running redrive whose next batch is due. The row lock is the claim: held for one batch's
 -- transaction, released by its commit or, should the replica die, by Postgres ending the session.
 -- SKIP LOCKED: another replica's batch in progress is passed over, not waited for.
-SELECT id FROM redrive
+SELECT id, rate_per_s FROM redrive
 WHERE state = 'running' AND next_batch_at <= now()
 ORDER BY next_batch_at
 LIMIT 1
