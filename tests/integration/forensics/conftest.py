@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
+from jobbroker.settings import DbSettings
 from jobbroker.store.db import plain_url
 
 # Dead jobs made directly in SQL, as the nack path leaves them (error history, fingerprint), so a
@@ -23,8 +24,13 @@ FROM generate_series(1, $2) AS i
 """
 
 
+async def connect(database_url: str) -> asyncpg.Connection:
+    """Direct SQL in the broker's schema."""
+    return await asyncpg.connect(plain_url(database_url), server_settings={"search_path": DbSettings().schema_name})
+
+
 async def make_dead_jobs(database_url: str, queue: str, n: int) -> None:
-    conn = await asyncpg.connect(plain_url(database_url))
+    conn = await connect(database_url)
     try:
         await conn.execute(DEAD_JOBS, queue, n)
     finally:

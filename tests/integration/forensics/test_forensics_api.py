@@ -78,9 +78,9 @@ async def test_fingerprints_group_messages_differing_only_in_numbers_and_ids(
     http: httpx.AsyncClient, queue_name: str
 ) -> None:
     same = [
-        "timeout after 3012 ms talking to 10.0.0.7:5432 for order ord_8Kf93jdQ2x (req 550e8400-e29b-41d4-a716-446655440000)",
-        "timeout after 95 ms talking to 10.1.2.9:6543 for order ord_Zp01mmQ7 (req 123e4567-e89b-12d3-a456-426614174000)",
-        "timeout after 7 ms talking to 192.168.0.1:80 for order ord_1111aaaa (req 00000000-0000-0000-0000-000000000000)",
+        "timeout after 3012 ms at 10.0.0.7:5432 for order ord_8Kf93jdQ2x (req 550e8400-e29b-41d4-a716-446655440000)",
+        "timeout after 95 ms at 10.1.2.9:6543 for order ord_Zp01mmQ7 (req 123e4567-e89b-12d3-a456-426614174000)",
+        "timeout after 7 ms at 192.168.0.1:80 for order ord_1111aaaa (req 00000000-0000-0000-0000-000000000000)",
     ]
     jobs = [await dead(http, queue_name, m) for m in same]
     other_message = await dead(http, queue_name, "connection refused by 10.0.0.7:5432")
@@ -92,7 +92,7 @@ async def test_fingerprints_group_messages_differing_only_in_numbers_and_ids(
     assert other_message["last_fingerprint"] != other_type["last_fingerprint"]
 
     groups = (await http.get("/v1/dlq/groups", params={"queue": queue_name})).json()["items"]
-    assert [(g["count"], g["error_type"]) for g in groups][0] == (3, "Timeout")
+    assert (groups[0]["count"], groups[0]["error_type"]) == (3, "Timeout")
     top = groups[0]
     assert top["fingerprint"] == prints[0] and top["sample_message"] == same[-1]
     assert top["queues"] == [queue_name] and top["types"] == ["t"]

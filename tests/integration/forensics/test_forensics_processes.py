@@ -7,15 +7,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import httpx
 import psutil
 import pytest
 
-from conftest import make_dead_jobs
+from conftest import connect, make_dead_jobs
 from jobbroker import keys
 from jobbroker.keys import Scope
-from jobbroker.store.db import plain_url
 from support import BrokerProcess, eventually
 
 pytestmark = pytest.mark.slow
@@ -58,7 +56,7 @@ async def test_redrive_survives_a_replica_killed_midway_and_replays_each_job_onc
         assert (final["state"], final["total"], final["done"], final["replayed"]) == ("done", 10_000, 10_000, 10_000)
         # 10,000 at 500/s: about 20 s, never much faster than the rate allows.
         assert elapsed >= 17, elapsed
-        conn = await asyncpg.connect(plain_url(url))
+        conn = await connect(url)
         try:
             replays = await conn.fetch("SELECT replays, state, count(*) AS n FROM job GROUP BY 1, 2")
             left = await conn.fetchval("SELECT count(*) FROM redrive_item")
@@ -191,7 +189,7 @@ async def test_the_audit_log_records_each_admin_route_and_no_secret(
             nobody = (await http.get("/v1/audit", params={"actor": "someone-else"})).json()["items"]
             assert nobody == []
             served = (await http.get("/v1/audit", params={"limit": 1000})).text
-        conn = await asyncpg.connect(plain_url(url))
+        conn = await connect(url)
         try:
             stored = await conn.fetchval("SELECT string_agg(CAST(a AS text), ' ') FROM audit_event a")
         finally:

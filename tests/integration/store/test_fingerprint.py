@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from jobbroker.settings import DbSettings
+from jobbroker.store.db import plain_url
+
 SAME = [
     ("Timeout", "timeout after 3012 ms on 10.0.0.7:5432", "Timeout", "timeout after 95 ms on 10.9.8.7:6543"),
     (
@@ -32,7 +35,9 @@ DIFFERENT = [
 
 @pytest.fixture
 async def conn(database_url: str) -> asyncpg.Connection:
-    connection = await asyncpg.connect(database_url)
+    connection = await asyncpg.connect(
+        plain_url(database_url), server_settings={"search_path": DbSettings().schema_name}
+    )
     yield connection
     await connection.close()
 

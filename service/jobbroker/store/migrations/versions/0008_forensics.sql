@@ -56,8 +56,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         '\s+', ' ', 'g')), 500)
 $$;
 
+-- Called from SQL functions an application runs with its own search_path: this one keeps the
+-- broker's (FROM CURRENT: the migration runs in the broker's schema). The others call built-ins only.
 CREATE FUNCTION job_fingerprint(error jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
     SELECT left(md5(job_error_signature(error)), 16)
 $$;
 
@@ -84,7 +86,7 @@ $$;
 -- RFC 7396 JSON merge patch: an object patch merges member by member (null removes), anything
 -- else replaces the target.
 CREATE FUNCTION job_merge_patch(target jsonb, patch jsonb) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
 DECLARE
     merged jsonb;
     member record;
