@@ -206,3 +206,12 @@ async def test_metrics_count_dlq_groups_and_the_largest(http: httpx.AsyncClient,
         )
 
     await eventually(exported, within_s=15, every_s=0.5)
+
+
+async def test_an_attempt_cancelled_while_running_ends_cancelled(http: httpx.AsyncClient, queue_name: str) -> None:
+    job = await enqueue(http, queue_name)
+    held = await lease(http, queue_name)
+    await http.post(f"/v1/jobs/{job['id']}/cancel")
+    await http.post(f"/v1/jobs/{job['id']}/release", json={"lease_id": held["lease_id"]})
+    [attempt] = (await http.get(f"/v1/jobs/{job['id']}/attempts")).json()["items"]
+    assert (attempt["attempt"], attempt["outcome"]) == (1, "cancelled")

@@ -3,6 +3,8 @@ job_merge_patch (RFC 7396), run in Postgres."""
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 
@@ -99,3 +101,22 @@ async def test_merge_patch_follows_rfc_7396(conn: asyncpg.Connection, target: st
         "SELECT job_merge_patch(CAST($1 AS jsonb), CAST($2 AS jsonb)) = CAST($3 AS jsonb)", target, patch, result
     )
     assert merged
+
+
+@pytest.mark.parametrize(
+    ("next_state", "error", "outcome"),
+    [
+        ("retrying", {"type": "IOError", "message": "x"}, "failed"),
+        ("dead", {"message": "x"}, "failed"),
+        ("retrying", {"type": "lease_expired", "message": "x"}, "lease_expired"),
+        ("dead", {"type": "max_runtime_exceeded", "message": "x"}, "max_runtime_exceeded"),
+        ("cancelled", {"type": "max_runtime_exceeded", "message": "x"}, "cancelled"),
+    ],
+)
+async def test_an_attempts_outcome_comes_from_its_next_state_and_error(
+    conn: asyncpg.Connection, next_state: str, error: dict, outcome: str
+) -> None:
+    assert (
+        await conn.fetchval("SELECT job_attempt_outcome($1, CAST($2 AS jsonb))", next_state, json.dumps(error))
+        == outcome
+    )
