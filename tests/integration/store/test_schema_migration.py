@@ -99,15 +99,10 @@ async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-# Columns that revisions after 0004 add (0008: the attempt ledger's counters, the last fingerprint).
-ADDED_LATER = "ARRAY['heartbeats', 'last_fingerprint', 'replays']"
-
-
 async def snapshot(conn: asyncpg.Connection, schema: str) -> dict[str, list[str]]:
-    """Every row of every broker table, as JSON text, without the columns added after 0004."""
-    query = "SELECT CAST(to_jsonb(t) - {added} AS text) FROM {schema}.{table} t ORDER BY 1"
+    """Every row of every broker table, as JSON text."""
     return {
-        table: [r[0] for r in await conn.fetch(query.format(added=ADDED_LATER, schema=schema, table=table))]
+        table: [r[0] for r in await conn.fetch(f"SELECT CAST(to_jsonb(t) AS text) FROM {schema}.{table} t ORDER BY 1")]
         for table in TABLES
     }
 

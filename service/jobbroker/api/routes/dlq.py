@@ -65,7 +65,7 @@ async def dead_filter(
 DeadFilter = Annotated[JobFilter, Depends(dead_filter)]
 
 
-@router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs", operation_id="listDeadJobs")
+@router.get("/v1/dlq", response_model=JobPage, summary="List dead jobs")
 async def list_dead(
     broker: BrokerDep,
     where: DeadFilter,
@@ -129,7 +129,6 @@ def recorded(selection: DeadSelection) -> dict[str, Any]:
     "/v1/dlq/replay",
     response_model=CountOut,
     summary="Replay dead jobs in bulk",
-    operation_id="replayDeadJobs",
     responses=responses(422),
 )
 async def replay_dead(body: DeadSelectionRequest, broker: BrokerDep, audit: AuditDep) -> Response:
@@ -148,7 +147,6 @@ async def replay_dead(body: DeadSelectionRequest, broker: BrokerDep, audit: Audi
     "/v1/dlq/purge",
     response_model=CountOut,
     summary="Delete dead jobs in bulk",
-    operation_id="purgeDeadJobs",
     responses=responses(422),
 )
 async def purge_dead(body: DeadSelectionRequest, broker: BrokerDep, audit: AuditDep) -> Response:
