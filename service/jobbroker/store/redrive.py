@@ -106,7 +106,7 @@ class RedriveStore:
                 q = Q["redrive_fail"]
                 await conn.execute(q.sql, *q.args({"id": redrive_id, "error": f"{type(exc).__name__}: {exc}"}))
                 return await self._failed(conn, redrive_id), {}
-        return public_redrive(row), dict(row["moved"])
+        return public_redrive(row), dict(zip(row["moved_queues"], row["moved_counts"], strict=True))
 
     async def _failed(self, conn: asyncpg.Connection, redrive_id: int) -> dict[str, Any]:
         return public_redrive(await conn.fetchrow(Q["redrive_get"].sql, redrive_id))

@@ -149,6 +149,12 @@ async def test_payload_contains_filters_jobs_and_the_dlq(http: httpx.AsyncClient
     assert [j["id"] for j in jobs] == [live["id"], a["id"]]
     body = {"queue": queue_name, "payload_contains": {"sku": "A1"}, "dry_run": True}
     assert (await http.post("/v1/dlq/purge", json=body)).json()["count"] == 2
+    other = f"{queue_name}-p"
+    priced = await dead(http, other, "x", payload={"price": 1.5, "big": 123456789012345678901234567890})
+    exact = {"queue": other, "payload_contains": {"price": 1.5, "big": 123456789012345678901234567890}}
+    assert (await http.post("/v1/dlq/replay", json={**exact, "dry_run": True})).json()["count"] == 1
+    listed = (await http.get("/v1/dlq", params={"queue": other, "payload_contains": '{"price": 1.5}'})).json()
+    assert [j["id"] for j in listed["items"]] == [priced["id"]]
     for bad in ("[1]", "not json", "3"):
         response = await http.get("/v1/dlq", params={"payload_contains": bad})
         assert response.status_code == 422 and response.json()["code"] == "validation_error", bad
@@ -175,6 +181,9 @@ async def test_redrive_into_another_queue_with_a_payload_patch(http: httpx.Async
         now = (await http.get(f"/v1/jobs/{job['id']}")).json()
         assert now["queue"] == target and now["state"] == "pending" and now["replays"] == 1
         assert now["payload"] == {"host": "mx2", "n": n}
+    # Each batch counts its replays, by the queue they went to.
+    scraped = (await http.get("/metrics")).text
+    assert f'jobbroker_jobs_replayed_total{{queue="{target}"}} 5.0' in scraped
     cancel = await http.post(f"/v1/dlq/redrives/{redrive['id']}/cancel")
     assert cancel.status_code == 200 and cancel.json()["state"] == "done"
     assert (await http.get("/v1/dlq/redrives/99999999")).json()["code"] == "redrive_not_found"

@@ -84,6 +84,6 @@ progressed AS (
     RETURNING *
 )
 SELECT p.*,
-       (SELECT coalesce(jsonb_object_agg(queue, n), '{}'::jsonb)
-        FROM (SELECT queue, count(*) AS n FROM revived GROUP BY queue) AS c) AS moved
+       ARRAY(SELECT queue FROM revived GROUP BY queue ORDER BY queue) AS moved_queues,
+       ARRAY(SELECT count(*) FROM revived GROUP BY queue ORDER BY queue) AS moved_counts
 FROM progressed p;
