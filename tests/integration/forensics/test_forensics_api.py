@@ -224,3 +224,19 @@ async def test_an_attempt_cancelled_while_running_ends_cancelled(http: httpx.Asy
     await http.post(f"/v1/jobs/{job['id']}/release", json={"lease_id": held["lease_id"]})
     [attempt] = (await http.get(f"/v1/jobs/{job['id']}/attempts")).json()["items"]
     assert (attempt["attempt"], attempt["outcome"]) == (1, "cancelled")
+
+
+async def test_an_attempt_past_its_maximum_runtime_ends_max_runtime_exceeded(
+    http: httpx.AsyncClient, queue_name: str
+) -> None:
+    job = await enqueue(http, queue_name, max_runtime_seconds=1, max_attempts=1)
+    held = await lease(http, queue_name, visibility_timeout_seconds=30)
+
+    async def ended() -> bool:
+        await http.post(f"/v1/jobs/{job['id']}/heartbeat", json={"lease_id": held["lease_id"]})
+        return (await http.get(f"/v1/jobs/{job['id']}")).json()["state"] == "dead"
+
+    await eventually(ended, within_s=15, every_s=0.3)
+    [attempt] = (await http.get(f"/v1/jobs/{job['id']}/attempts")).json()["items"]
+    assert attempt["outcome"] == "max_runtime_exceeded" and attempt["heartbeats"] >= 1
+    assert attempt["error"]["type"] == "max_runtime_exceeded"
