@@ -444,7 +444,7 @@ class AsyncClient(BaseClient):
     async def ready(self) -> Any:
         return await self._run(ops.ready())
 
-    async def _iterate(self, list_page: Any, filters: dict[str, Any]) -> AsyncIterator[Job]:
+    async def _iterate(self, list_page: Any, filters: dict[str, Any]) -> AsyncIterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = await list_page(**filters, cursor=cursor)

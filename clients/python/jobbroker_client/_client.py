@@ -442,7 +442,7 @@ class Client(BaseClient):
     def ready(self) -> Any:
         return self._run(ops.ready())
 
-    def _iterate(self, list_page: Any, filters: dict[str, Any]) -> Iterator[Job]:
+    def _iterate(self, list_page: Any, filters: dict[str, Any]) -> Iterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = list_page(**filters, cursor=cursor)
