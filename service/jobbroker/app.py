@@ -13,12 +13,12 @@ from jobbroker import __version__, metrics, telemetry
 from jobbroker.api import auth, docs, problems, spec
 from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
-from jobbroker.api.routes import dlq, health, jobs, leases, queues, schedules, subscriptions
+from jobbroker.api.routes import audit, dlq, health, jobs, leases, queues, redrives, schedules, subscriptions
 from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.api.spec import operation_id
 from jobbroker.broker import Broker
 from jobbroker.keys import KeyRing
-from jobbroker.maintenance.loops import cleaner, cron_ticker, every, reaper, vacuumer
+from jobbroker.maintenance.loops import cleaner, cron_ticker, every, reaper, redriver, vacuumer
 from jobbroker.push.dispatcher import Dispatcher
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
@@ -34,10 +34,11 @@ stable `code`.
 TAGS = [
     {"name": "jobs", "description": "Enqueue jobs, look them up, cancel and replay them."},
     {"name": "leases", "description": "The worker protocol: lease, heartbeat, ack, nack."},
-    {"name": "dlq", "description": "Dead jobs: inspect, replay, purge."},
+    {"name": "dlq", "description": "Dead jobs: inspect, group by fingerprint, export, replay, purge, redrive."},
     {"name": "queues", "description": "Queue statistics and settings."},
     {"name": "subscriptions", "description": "Push mode: jobs POSTed to subscriber URLs as signed webhooks."},
     {"name": "schedules", "description": "Recurring jobs: a cron expression enqueues a job each time it fires."},
+    {"name": "audit", "description": "Who did what: every admin action."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loops.append(
             asyncio.create_task(every(settings.maintenance.cron_interval_s, cron_ticker(broker), "cron ticker"))
         )
+        loops.append(asyncio.create_task(every(settings.maintenance.redrive_interval_s, redriver(broker), "redrive")))
         if settings.maintenance.vacuum:
             step = vacuumer(broker.jobs, settings.maintenance.vacuum_dead_rows)
             loops.append(asyncio.create_task(every(settings.maintenance.vacuum_interval_s, step, "vacuum")))
@@ -106,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     auth.install(app, keys)
-    for module in (jobs, leases, dlq, queues, subscriptions, schedules, health, metrics_routes):
+    for module in (jobs, leases, dlq, redrives, queues, subscriptions, schedules, audit, health, metrics_routes):
         app.include_router(module.router)
     docs.install(app)
     open_paths = auth.open_paths(metrics_open=not settings.metrics.require_auth)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,14 +14,16 @@ import orjson
 from jobbroker import events, metrics
 from jobbroker.core import jsontext
 from jobbroker.core.errors import InvalidInput, PayloadTooLarge
-from jobbroker.core.models import DeadSelection, NewJob, Settle
+from jobbroker.core.models import DeadSelection, JobFilter, NewJob, Settle
 from jobbroker.core.schedule import next_fire
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
+from jobbroker.store.audit import AuditStore
 from jobbroker.store.db import Database, plain_url
 from jobbroker.store.job import Job, JobStore
 from jobbroker.store.notify import ReadyHub
 from jobbroker.store.queue import QueueStore
+from jobbroker.store.redrive import RedriveStore
 from jobbroker.store.schedule import Schedule, ScheduleStore
 from jobbroker.store.stats import StatsStore
 from jobbroker.store.subscription import SubscriptionStore
@@ -30,6 +32,8 @@ from jobbroker.store.subscription import SubscriptionStore
 DUE_SLACK_S = 0.005
 # A paused or limited queue frees capacity without a notification (an ack), so waiters poll it.
 LIMITED_POLL_S = 0.5
+# Dead jobs per page of an export.
+EXPORT_BATCH = 500
 
 
 class Broker:
@@ -40,6 +44,8 @@ class Broker:
         self.queues = QueueStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.schedules = ScheduleStore(db)
+        self.audit = AuditStore(db)
+        self.redrives = RedriveStore(db, self.jobs)
         listen_url = settings.db.listen_url
         self.hub = ReadyHub(plain_url(listen_url.get_secret_value()) if listen_url else db.url, db.schema)
         self.gauges = metrics.QueueGauges(StatsStore(db).queue_depth, settings.metrics.refresh_s)
@@ -122,10 +128,11 @@ class Broker:
         self.check_size(progress, "progress")
         return await self.jobs.heartbeat(job_id, lease_id, visibility_timeout_s, progress)
 
-    async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
-        """Finish a leased job; a repeat of the same ack answers the job again and counts nothing."""
+    async def ack(self, job_id: int, lease_id: str, result: Any, http_status: int | None = None) -> Job:
+        """Finish a leased job; a repeat of the same ack answers the job again and counts nothing.
+        `http_status` is a push delivery's answer, kept in the attempt ledger."""
         self.check_size(result, "result")
-        job, settled = await self.jobs.settle_ack(job_id, lease_id, result)
+        job, settled = await self.jobs.settle_ack(job_id, lease_id, result, http_status)
         if settled:
             events.acked([job])
         return job
@@ -139,12 +146,15 @@ class Broker:
         retry_in_s: float | None,
         reason: str = metrics.ERROR,
         pause_key: bool = False,
+        http_status: int | None = None,
     ) -> Job:
         """Fail an attempt. `reason` labels the failure in the metrics: `error` for a worker's nack,
         `metrics.push_failure_reason(status)` for a push delivery. `pause_key` also holds the job's
         flow key for `retry_in_s` (backpressure)."""
         self.check_size(error, "error")
-        job, settled = await self.jobs.settle_nack(job_id, lease_id, error, retryable, retry_in_s, pause_key)
+        job, settled = await self.jobs.settle_nack(
+            job_id, lease_id, error, retryable, retry_in_s, pause_key, http_status
+        )
         if settled:
             events.nacked([job], reason, [error.get("type")])
         return job
@@ -190,6 +200,32 @@ class Broker:
         counts = await self.jobs.purge_dead_by_queue(selection)
         events.purged_in_bulk(counts)
         return sum(counts.values())
+
+    async def count_dead(self, selection: DeadSelection) -> int:
+        """A dry run of a bulk replay or purge: how many jobs it would move."""
+        return sum((await self.jobs.count_dead_by_queue(selection)).values())
+
+    async def export_dead(self, where: JobFilter, batch: int = EXPORT_BATCH) -> AsyncIterator[list[Job]]:
+        """Dead jobs newest first, a page at a time (keyset on id), so memory stays flat however many."""
+        before_id = None
+        while True:
+            page = await self.jobs.list(where, before_id, batch)
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            before_id = int(page[-1]["id"])
+
+    async def redrive_step(self) -> bool:
+        """One due batch of a running redrive, if any; true when there was one."""
+        stepped = await self.redrives.step()
+        if stepped is None:
+            return False
+        redrive, moved = stepped
+        events.replayed_in_bulk(moved)
+        if redrive["state"] != "running":
+            events.redrive_ended(redrive)
+        return True
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
         next_run_at = next_fire(schedule["cron"], schedule["timezone"], datetime.now(UTC))

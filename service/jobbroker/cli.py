@@ -147,7 +147,8 @@ def keys_create(args: argparse.Namespace) -> int:
     print(keys.entry(key, [keys.Scope(s) for s in args.scope]))
     print(
         "jobbroker: the first line is the key, shown this once; the second is its entry for JOBBROKER_API_KEYS "
-        "(comma-separated) or JOBBROKER_API_KEYS_FILE (one per line)",
+        f"(comma-separated) or JOBBROKER_API_KEYS_FILE (one per line). The key's public id, which the audit "
+        f"log and the logs show as its actor, is {keys.public_id(key)}",
         file=sys.stderr,
     )
     return 0

@@ -74,6 +74,13 @@ def replayed(jobs: list[Row]) -> None:
     job_event("replayed", jobs)
 
 
+def redrive_ended(redrive: Row) -> None:
+    logging.getLogger("jobbroker.jobs").info(
+        "redrive ended",
+        extra={"redrive_id": redrive["id"], "state": redrive["state"], "done": redrive["done"]},
+    )
+
+
 def replayed_in_bulk(counts: dict[str, int]) -> None:
     metrics.replayed(counts)
     for queue, n in counts.items():

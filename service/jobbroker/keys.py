@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 KEY_PREFIX = "jbk_"
+PUBLIC_ID_HEX = 12
 _ENTRY = re.compile(r"^sha256:([0-9a-f]{64}):([a-z+]+)$")
 
 
@@ -34,8 +35,8 @@ class ApiKey:
 
     @property
     def id(self) -> str:
-        """A short, public name for the key in logs: the start of its hash, never the key."""
-        return self.digest.hex()[:12]
+        """The key's short public id (logs, the audit log's actor): the start of its hash, never the key."""
+        return self.digest.hex()[:PUBLIC_ID_HEX]
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
@@ -43,6 +44,11 @@ class ApiKey:
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+def public_id(key: str) -> str:
+    """What `ApiKey.id` answers for this key: 48 bits of its hash, safe to show anywhere."""
+    return digest(key).hex()[:PUBLIC_ID_HEX]
 
 
 def generate() -> str:

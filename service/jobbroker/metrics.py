@@ -321,13 +321,24 @@ def _families(rows: list[dict[str, Any]] | None) -> Iterator[Metric]:
         ),
         "keys_paused": GaugeMetricFamily("jobbroker_queue_keys_paused", "Flow keys paused.", labels=["queue"]),
     }
+    # Per fingerprint would be unbounded: the number of groups and the largest one are.
+    groups = GaugeMetricFamily(
+        "jobbroker_dlq_groups", "Distinct error fingerprints among the dead jobs.", labels=["queue"]
+    )
+    largest = GaugeMetricFamily(
+        "jobbroker_dlq_largest_group_jobs", "Dead jobs in the largest fingerprint group.", labels=["queue"]
+    )
     by_queue: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["state"] == "keys":
             for name, family in keys.items():
                 family.add_metric([row["queue"]], row[name])
             continue
-        entry = by_queue.setdefault(row["queue"], {"counts": dict.fromkeys(LIVE_STATES, 0), "ready": 0, "age": 0.0})
+        entry = by_queue.setdefault(
+            row["queue"], {"counts": dict.fromkeys(LIVE_STATES, 0), "ready": 0, "age": 0.0, "groups": 0, "largest": 0}
+        )
+        entry["groups"] += row.get("dlq_groups") or 0
+        entry["largest"] = max(entry["largest"], row.get("dlq_largest_group") or 0)
         if row["state"] in entry["counts"]:
             entry["counts"][row["state"]] += row["jobs"]
         entry["ready"] += row["ready"] or 0
@@ -339,7 +350,9 @@ def _families(rows: list[dict[str, Any]] | None) -> Iterator[Metric]:
         oldest.add_metric([queue], entry["age"])
         active.add_metric([queue], entry["counts"]["active"])
         dlq.add_metric([queue], entry["counts"]["dead"])
-    yield from (depth, ready, oldest, active, dlq, *keys.values())
+        groups.add_metric([queue], entry["groups"])
+        largest.add_metric([queue], entry["largest"])
+    yield from (depth, ready, oldest, active, dlq, groups, largest, *keys.values())
 
 
 class _Fixed:

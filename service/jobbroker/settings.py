@@ -35,6 +35,8 @@ class JobDefaults(BaseModel):
     max_payload_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
     retention_s: int = Field(7 * 86_400, ge=60)
     dead_retention_s: int = Field(30 * 86_400, ge=60)
+    # One ledger row per ended attempt (GET /v1/jobs/{id}/attempts); off only to measure its cost.
+    attempt_ledger: bool = True
 
 
 class DbSettings(BaseModel):
@@ -74,6 +76,8 @@ class MaintenanceSettings(BaseModel):
     vacuum: bool = True
     vacuum_interval_s: float = Field(2, gt=0, le=3600)
     vacuum_dead_rows: int = Field(20_000, ge=1)
+    # How often each replica looks for a running redrive whose next batch is due.
+    redrive_interval_s: float = Field(0.1, gt=0, le=60)
 
 
 class MetricsSettings(BaseModel):

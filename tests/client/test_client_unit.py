@@ -404,6 +404,6 @@ def test_client_and_async_client_offer_the_same_operations():
     for name, signature in sync.items():
         assert str(signature).replace("AsyncIterator", "Iterator") == str(asyn[name]).replace(
             "AsyncIterator", "Iterator"
-        ).replace("AsyncBaseTransport", "BaseTransport"), name
-    for name in sync.keys() - {"iter_jobs", "iter_dlq"}:
+        ).replace("AsyncBaseTransport", "BaseTransport").replace("AsyncRedrive", "Redrive"), name
+    for name in sync.keys() - {"iter_jobs", "iter_dlq", "iter_audit", "export_dlq"}:
         assert inspect.iscoroutinefunction(getattr(jb.AsyncClient, name)), name

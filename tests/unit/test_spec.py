@@ -39,7 +39,7 @@ def test_operation_ids_are_unique_camel_case_verbs_on_nouns() -> None:
     for operation_id in ids:
         assert re.fullmatch(
             r"(get|list|create|update|delete|enqueue|lease|heartbeat|ack|nack|release|cancel|replay|"
-            r"purge|rotate)[A-Z][A-Za-z]*",
+            r"purge|rotate|export)[A-Z][A-Za-z]*",
             operation_id,
         ), operation_id
     assert {"enqueueJob", "enqueueJobs", "leaseJobs", "ackJob", "ackJobs", "getJob", "listJobs", "listDeadJobs"} <= set(

@@ -25,9 +25,12 @@ from ._exceptions import (
 )
 from ._models import (
     AckItem,
+    Attempt,
     AttemptError,
+    AuditEvent,
     Backoff,
     BatchItemResult,
+    DeadGroup,
     EnqueuedJob,
     ErrorInfo,
     Heartbeat,
@@ -39,19 +42,25 @@ from ._models import (
     Page,
     QueueCounts,
     QueueStats,
+    RedriveStatus,
 )
+from ._redrive import AsyncRedrive, Redrive
 from ._version import __version__
 from ._worker import Worker, WorkerStats
 
 __all__ = [
     "AckItem",
     "AsyncClient",
+    "AsyncRedrive",
+    "Attempt",
     "AttemptError",
+    "AuditEvent",
     "Backoff",
     "BatchItemResult",
     "Client",
     "Conflict",
     "DatabaseUnavailable",
+    "DeadGroup",
     "EnqueuedJob",
     "ErrorInfo",
     "Forbidden",
@@ -74,6 +83,8 @@ __all__ = [
     "QueueCounts",
     "QueuePaused",
     "QueueStats",
+    "Redrive",
+    "RedriveStatus",
     "Retry",
     "ServerError",
     "TransportError",

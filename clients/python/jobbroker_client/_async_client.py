@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -12,10 +13,14 @@ import httpx
 
 from . import _ops as ops
 from ._base import DEFAULT_RETRIES, DEFAULT_TIMEOUT, BaseClient, default_worker_id
+from ._exceptions import error_from_response
 from ._models import (
     AckItem,
+    Attempt,
+    AuditEvent,
     Backoff,
     BatchItemResult,
+    DeadGroup,
     EnqueuedJob,
     ErrorInfo,
     Heartbeat,
@@ -28,6 +33,7 @@ from ._models import (
     QueueStats,
 )
 from ._ops import UNSET
+from ._redrive import AsyncRedrive
 
 T = TypeVar("T")
 
@@ -172,11 +178,16 @@ class AsyncClient(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[Job]:
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
         return await self._run(
-            ops.list_dlq(queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor)
+            ops.list_dlq(
+                **filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit, cursor=cursor
+            )
         )
 
     def iter_dlq(self, **filters: Any) -> AsyncIterator[Job]:
@@ -191,11 +202,26 @@ class AsyncClient(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        dry_run: bool = False,
+        all: bool = False,
     ) -> int:
-        """Replay dead jobs chosen by ids or by filter; answers how many were replayed."""
+        """Replay dead jobs chosen by ids or by filter; answers how many were replayed
+        (with `dry_run=True`: would be, changing nothing). With no ids and no filter the broker
+        refuses (`ValidationError`, code `filter_required`) unless `all=True`."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
         return await self._run(
-            ops.replay_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit)
+            ops.replay_dlq(
+                ids,
+                **filters,
+                fingerprint=fingerprint,
+                payload_contains=payload_contains,
+                limit=limit,
+                dry_run=dry_run,
+                all=all,
+            )
         )
 
     async def purge_dlq(
@@ -207,12 +233,107 @@ class AsyncClient(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        dry_run: bool = False,
+        all: bool = False,
     ) -> int:
-        """Delete dead jobs chosen by ids or by filter; answers how many were deleted."""
+        """Delete dead jobs chosen by ids or by filter; answers how many were deleted
+        (with `dry_run=True`: would be, changing nothing). With no ids and no filter the broker
+        refuses (`ValidationError`, code `filter_required`) unless `all=True`."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
         return await self._run(
-            ops.purge_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit)
+            ops.purge_dlq(
+                ids,
+                **filters,
+                fingerprint=fingerprint,
+                payload_contains=payload_contains,
+                limit=limit,
+                dry_run=dry_run,
+                all=all,
+            )
         )
+
+    # failure forensics
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        """Every attempt of a job, oldest first, with its outcome; the running one last."""
+        return await self._run(ops.attempts(job_id))
+
+    async def dlq_groups(
+        self,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        error: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> list[DeadGroup]:
+        """Dead jobs grouped by the fingerprint of their last failure, largest group first."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
+        return await self._run(
+            ops.dlq_groups(**filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit)
+        )
+
+    async def redrive(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        error: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
+        target_queue: str | None = None,
+        payload_patch: Any = None,
+        rate_per_second: float | None = None,
+        limit: int | None = None,
+        all: bool = False,
+    ) -> AsyncRedrive:
+        """Start replaying the chosen dead jobs in the background; the handle follows its progress."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
+        options = {"target_queue": target_queue, "payload_patch": payload_patch, "rate_per_second": rate_per_second}
+        call = ops.create_redrive(
+            ids, **filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit, all=all, **options
+        )
+        return AsyncRedrive(self, await self._run(call))
+
+    async def get_redrive(self, redrive_id: str) -> AsyncRedrive:
+        return AsyncRedrive(self, await self._run(ops.get_redrive(redrive_id)))
+
+    async def audit(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """Admin actions newest first (follow `next_cursor`, or use `iter_audit`)."""
+        return await self._run(
+            ops.audit(action=action, actor=actor, since=since, until=until, limit=limit, cursor=cursor)
+        )
+
+    def iter_audit(self, **filters: Any) -> AsyncIterator[AuditEvent]:
+        return self._iterate(self.audit, filters)
+
+    async def export_dlq(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every dead job matching the filters (as `list_dlq` takes them), one dict at a time, streamed."""
+        async with self._http.stream("GET", ops.EXPORT_PATH, params=ops.dlq_params(filters), timeout=None) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_from_response(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield json.loads(line)
 
     # queues
 
@@ -323,7 +444,7 @@ class AsyncClient(BaseClient):
     async def ready(self) -> Any:
         return await self._run(ops.ready())
 
-    async def _iterate(self, list_page: Any, filters: dict[str, Any]) -> AsyncIterator[Job]:
+    async def _iterate(self, list_page: Any, filters: dict[str, Any]) -> AsyncIterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = await list_page(**filters, cursor=cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -12,10 +13,14 @@ import httpx
 
 from . import _ops as ops
 from ._base import DEFAULT_RETRIES, DEFAULT_TIMEOUT, BaseClient, default_worker_id
+from ._exceptions import error_from_response
 from ._models import (
     AckItem,
+    Attempt,
+    AuditEvent,
     Backoff,
     BatchItemResult,
+    DeadGroup,
     EnqueuedJob,
     ErrorInfo,
     Heartbeat,
@@ -28,6 +33,7 @@ from ._models import (
     QueueStats,
 )
 from ._ops import UNSET
+from ._redrive import Redrive
 
 T = TypeVar("T")
 
@@ -172,11 +178,16 @@ class Client(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[Job]:
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
         return self._run(
-            ops.list_dlq(queue=queue, type=type, error=error, since=since, until=until, limit=limit, cursor=cursor)
+            ops.list_dlq(
+                **filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit, cursor=cursor
+            )
         )
 
     def iter_dlq(self, **filters: Any) -> Iterator[Job]:
@@ -191,11 +202,26 @@ class Client(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        dry_run: bool = False,
+        all: bool = False,
     ) -> int:
-        """Replay dead jobs chosen by ids or by filter; answers how many were replayed."""
+        """Replay dead jobs chosen by ids or by filter; answers how many were replayed
+        (with `dry_run=True`: would be, changing nothing). With no ids and no filter the broker
+        refuses (`ValidationError`, code `filter_required`) unless `all=True`."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
         return self._run(
-            ops.replay_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit)
+            ops.replay_dlq(
+                ids,
+                **filters,
+                fingerprint=fingerprint,
+                payload_contains=payload_contains,
+                limit=limit,
+                dry_run=dry_run,
+                all=all,
+            )
         )
 
     def purge_dlq(
@@ -207,10 +233,105 @@ class Client(BaseClient):
         error: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        dry_run: bool = False,
+        all: bool = False,
     ) -> int:
-        """Delete dead jobs chosen by ids or by filter; answers how many were deleted."""
-        return self._run(ops.purge_dlq(ids, queue=queue, type=type, error=error, since=since, until=until, limit=limit))
+        """Delete dead jobs chosen by ids or by filter; answers how many were deleted
+        (with `dry_run=True`: would be, changing nothing). With no ids and no filter the broker
+        refuses (`ValidationError`, code `filter_required`) unless `all=True`."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
+        return self._run(
+            ops.purge_dlq(
+                ids,
+                **filters,
+                fingerprint=fingerprint,
+                payload_contains=payload_contains,
+                limit=limit,
+                dry_run=dry_run,
+                all=all,
+            )
+        )
+
+    # failure forensics
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """Every attempt of a job, oldest first, with its outcome; the running one last."""
+        return self._run(ops.attempts(job_id))
+
+    def dlq_groups(
+        self,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        error: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> list[DeadGroup]:
+        """Dead jobs grouped by the fingerprint of their last failure, largest group first."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
+        return self._run(
+            ops.dlq_groups(**filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit)
+        )
+
+    def redrive(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        queue: str | None = None,
+        type: str | None = None,
+        error: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        fingerprint: str | None = None,
+        payload_contains: Mapping[str, Any] | None = None,
+        target_queue: str | None = None,
+        payload_patch: Any = None,
+        rate_per_second: float | None = None,
+        limit: int | None = None,
+        all: bool = False,
+    ) -> Redrive:
+        """Start replaying the chosen dead jobs in the background; the handle follows its progress."""
+        filters = {"queue": queue, "type": type, "error": error, "since": since, "until": until}
+        options = {"target_queue": target_queue, "payload_patch": payload_patch, "rate_per_second": rate_per_second}
+        call = ops.create_redrive(
+            ids, **filters, fingerprint=fingerprint, payload_contains=payload_contains, limit=limit, all=all, **options
+        )
+        return Redrive(self, self._run(call))
+
+    def get_redrive(self, redrive_id: str) -> Redrive:
+        return Redrive(self, self._run(ops.get_redrive(redrive_id)))
+
+    def audit(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """Admin actions newest first (follow `next_cursor`, or use `iter_audit`)."""
+        return self._run(ops.audit(action=action, actor=actor, since=since, until=until, limit=limit, cursor=cursor))
+
+    def iter_audit(self, **filters: Any) -> Iterator[AuditEvent]:
+        return self._iterate(self.audit, filters)
+
+    def export_dlq(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every dead job matching the filters (as `list_dlq` takes them), one dict at a time, streamed."""
+        with self._http.stream("GET", ops.EXPORT_PATH, params=ops.dlq_params(filters), timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            for line in response.iter_lines():
+                if line:
+                    yield json.loads(line)
 
     # queues
 
@@ -321,7 +442,7 @@ class Client(BaseClient):
     def ready(self) -> Any:
         return self._run(ops.ready())
 
-    def _iterate(self, list_page: Any, filters: dict[str, Any]) -> Iterator[Job]:
+    def _iterate(self, list_page: Any, filters: dict[str, Any]) -> Iterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = list_page(**filters, cursor=cursor)

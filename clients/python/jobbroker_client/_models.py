@@ -46,6 +46,7 @@ class AttemptError(_Model):
     at: datetime | None = None
     error: ErrorInfo
     worker_id: str | None = None
+    fingerprint: str | None = None
 
 
 class Job(_Model):
@@ -80,6 +81,8 @@ class Job(_Model):
     lease_expires_at: datetime | None = None
     # The W3C trace context it was enqueued under: {"traceparent": ..., "tracestate": ...}.
     trace_context: dict[str, str] | None = None
+    replays: int = 0
+    last_fingerprint: str | None = None
 
 
 class EnqueuedJob(Job):
@@ -187,3 +190,68 @@ class NackItem(_Model):
     retryable: bool = True
     retry_in_seconds: float | None = None
     pause_key: bool = False
+
+
+class Attempt(_Model):
+    """One attempt of a job; the running one has no `ended_at` or `outcome`."""
+
+    attempt: int
+    worker_id: str | None = None
+    lease_id: str | None = None
+    leased_at: datetime | None = None
+    ended_at: datetime | None = None
+    heartbeats: int = 0
+    outcome: str | None = None
+    error: ErrorInfo | None = None
+    fingerprint: str | None = None
+    http_status: int | None = None
+    duration_seconds: float | None = None
+
+
+class DeadGroup(_Model):
+    """Dead jobs sharing the fingerprint of their last failure."""
+
+    fingerprint: str | None = None
+    error_type: str | None = None
+    sample_message: str | None = None
+    count: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    queues: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+
+
+class RedriveStatus(_Model):
+    """A redrive's progress."""
+
+    id: str
+    state: str
+    total: int
+    done: int
+    replayed: int = 0
+    filter: dict[str, Any] = Field(default_factory=dict)
+    target_queue: str | None = None
+    payload_patch: Any = None
+    rate_per_second: float | None = None
+    error: str | None = None
+    actor: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+
+class AuditEvent(_Model):
+    """One admin action."""
+
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    target: str | None = None
+    filter: dict[str, Any] | None = None
+    count: int | None = None
+    request_id: str | None = None

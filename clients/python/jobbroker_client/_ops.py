@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,8 +19,11 @@ from . import _tracing
 from ._exceptions import UnexpectedResponse
 from ._models import (
     AckItem,
+    Attempt,
+    AuditEvent,
     Backoff,
     BatchItemResult,
+    DeadGroup,
     EnqueuedJob,
     ErrorInfo,
     Heartbeat,
@@ -29,6 +33,7 @@ from ._models import (
     NackItem,
     Page,
     QueueStats,
+    RedriveStatus,
 )
 
 T = TypeVar("T")
@@ -168,25 +173,64 @@ def replay(job_id: str) -> Call[Job]:
     return Call("POST", f"/v1/jobs/{_seg(job_id)}/replay", _model(Job))
 
 
-def list_dlq(**filters: Any) -> Call[Page[Job]]:
+def dlq_params(filters: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters of the DLQ reads: times as RFC 3339, `payload_contains` as JSON text."""
     filters["since"], filters["until"] = _time(filters.get("since")), _time(filters.get("until"))
-    return Call("GET", "/v1/dlq", _model(Page[Job]), params=_drop_none(filters), idempotent=True)
+    if isinstance(filters.get("payload_contains"), Mapping):
+        filters["payload_contains"] = json.dumps(_jsonable(filters["payload_contains"]))
+    return _drop_none(filters)
+
+
+def list_dlq(**filters: Any) -> Call[Page[Job]]:
+    return Call("GET", "/v1/dlq", _model(Page[Job]), params=dlq_params(filters), idempotent=True)
+
+
+def dlq_groups(**filters: Any) -> Call[list[DeadGroup]]:
+    return Call("GET", "/v1/dlq/groups", _list_of(DeadGroup, "items"), params=dlq_params(filters), idempotent=True)
 
 
 def _dlq_selection(ids: Sequence[str] | None, filters: dict[str, Any]) -> dict[str, Any]:
     filters["since"], filters["until"] = _time(filters.get("since")), _time(filters.get("until"))
-    body = _drop_none(filters)
+    body = {k: _jsonable(v) for k, v in filters.items() if v is not None and v is not False}
     if ids is not None:
         body["ids"] = list(ids)
     return body
 
 
 def replay_dlq(ids: Sequence[str] | None, **filters: Any) -> Call[int]:
-    return Call("POST", "/v1/dlq/replay", _count, json=_dlq_selection(ids, filters))
+    # A dry run changes nothing, so it is safe to resend.
+    body = _dlq_selection(ids, filters)
+    return Call("POST", "/v1/dlq/replay", _count, json=body, idempotent=bool(body.get("dry_run")))
 
 
 def purge_dlq(ids: Sequence[str] | None, **filters: Any) -> Call[int]:
-    return Call("POST", "/v1/dlq/purge", _count, json=_dlq_selection(ids, filters))
+    body = _dlq_selection(ids, filters)
+    return Call("POST", "/v1/dlq/purge", _count, json=body, idempotent=bool(body.get("dry_run")))
+
+
+def attempts(job_id: str) -> Call[list[Attempt]]:
+    return Call("GET", f"/v1/jobs/{_seg(job_id)}/attempts", _list_of(Attempt, "items"), idempotent=True)
+
+
+def create_redrive(ids: Sequence[str] | None, **options: Any) -> Call[RedriveStatus]:
+    return Call("POST", "/v1/dlq/redrives", _model(RedriveStatus), json=_dlq_selection(ids, options))
+
+
+def get_redrive(redrive_id: str) -> Call[RedriveStatus]:
+    return Call("GET", f"/v1/dlq/redrives/{_seg(redrive_id)}", _model(RedriveStatus), idempotent=True)
+
+
+def cancel_redrive(redrive_id: str) -> Call[RedriveStatus]:
+    # Cancelling a cancelled (or finished) redrive answers it unchanged.
+    return Call("POST", f"/v1/dlq/redrives/{_seg(redrive_id)}/cancel", _model(RedriveStatus), idempotent=True)
+
+
+def audit(**filters: Any) -> Call[Page[AuditEvent]]:
+    filters["since"], filters["until"] = _time(filters.get("since")), _time(filters.get("until"))
+    return Call("GET", "/v1/audit", _model(Page[AuditEvent]), params=_drop_none(filters), idempotent=True)
+
+
+EXPORT_PATH = "/v1/dlq/export"
 
 
 def list_queues() -> Call[list[QueueStats]]:

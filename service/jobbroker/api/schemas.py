@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, C
 from pydantic import Strict as StrictType
 
 from jobbroker.core import jsontext
-from jobbroker.core.models import Backoff, NewJob
+from jobbroker.core.models import Backoff, DeadSelection, NewJob, job_id_or_none
 from jobbroker.core.states import JobState
 from jobbroker.core.trace import TRACEPARENT_PATTERN, TRACESTATE_MAX, valid_traceparent
 
@@ -74,6 +74,7 @@ LeaseId = Annotated[
         examples=["7d9f2c1e-5b1a-4c47-9a57-2f0d3f6f8a11"],
     ),
 ]
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", examples=["5516c71596825a45"])]
 
 
 class Strict(BaseModel):
@@ -317,7 +318,11 @@ class DeadSelectionRequest(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"queue": "emails", "error": "refused", "limit": 100}, {"ids": ["1042", "1043"]}]
+            "examples": [
+                {"queue": "emails", "error": "refused", "limit": 100},
+                {"fingerprint": "5516c71596825a45", "dry_run": True},
+                {"ids": ["1042", "1043"]},
+            ]
         },
     )
 
@@ -329,13 +334,28 @@ class DeadSelectionRequest(Strict):
     )
     since: AwareDatetime | None = Field(None, description="Died at or after this instant.")
     until: AwareDatetime | None = Field(None, description="Died before this instant.")
+    fingerprint: Fingerprint | None = Field(None, description="The fingerprint of the job's last failure.")
+    payload_contains: dict[str, Any] | None = Field(
+        None, description="A JSON object the payload contains (`@>`: nested objects match by subset)."
+    )
     limit: int = Field(1000, ge=1, le=100_000)
+    dry_run: bool = Field(False, description="Only count the jobs it would move; change nothing.")
+    all: bool = Field(False, description="Required to act on every dead job when no ids or filters are given.")
 
-    @model_validator(mode="after")
-    def _something_chosen(self) -> DeadSelectionRequest:
-        if not self.model_fields_set - {"limit"}:
-            raise ValueError("choose jobs by ids or by at least one filter (queue, type, error, since, until)")
-        return self
+    def to_core(self) -> DeadSelection:
+        # An id no job can have matches nothing.
+        ids = None if self.ids is None else tuple(i for i in map(job_id_or_none, self.ids) if i is not None)
+        return DeadSelection(
+            ids,
+            self.queue,
+            self.type,
+            self.error,
+            self.since,
+            self.until,
+            self.limit,
+            self.fingerprint,
+            self.payload_contains,
+        )
 
 
 class RateLimitIn(Strict):
@@ -406,6 +426,7 @@ class ErrorEntry(BaseModel):
     at: datetime
     error: dict[str, Any]
     worker_id: str | None = None
+    fingerprint: str | None = None
 
 
 class BackoffOut(BaseModel):
@@ -451,6 +472,8 @@ class JobOut(BaseModel):
     trace_context: TraceContextOut | None = Field(
         None, description="The W3C trace context the job was enqueued under (`traceparent`, `tracestate`)."
     )
+    replays: int = Field(0, description="Times the job was replayed from the DLQ.")
+    last_fingerprint: str | None = Field(None, description="The fingerprint of its last failure.")
 
 
 class EnqueueOut(JobOut):

@@ -12,6 +12,8 @@ BrokerError
 ├── IdempotencyConflict  409 idempotency_conflict
 ├── PayloadTooLarge      413 payload_too_large
 ├── InvalidInput         422 validation_error
+│   └── FilterRequired   422 filter_required
+├── RedriveNotFound      404 redrive_not_found
 ├── UrlNotAllowed        422 url_not_allowed
 ├── Unauthorized         401 unauthorized
 ├── Forbidden            403 forbidden
@@ -76,6 +78,14 @@ class PayloadTooLarge(BrokerError):
 
 class InvalidInput(BrokerError):
     status, code, title = 422, "validation_error", "Validation error"
+
+
+class FilterRequired(InvalidInput):
+    code, title = "filter_required", "A filter is required"
+
+
+class RedriveNotFound(BrokerError):
+    status, code, title = 404, "redrive_not_found", "Redrive not found"
 
 
 class UrlNotAllowed(BrokerError):

@@ -77,6 +77,8 @@ class JobFilter:
     error: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    fingerprint: str | None = None
+    payload_contains: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +90,23 @@ class DeadSelection:
     since: datetime | None
     until: datetime | None
     limit: int
+    fingerprint: str | None = None
+    payload_contains: dict[str, Any] | None = None
+
+    @property
+    def chooses_nothing(self) -> bool:
+        """No ids and no filter: the selection is every dead job."""
+        return self.ids is None and not self.filter()
+
+    def filter(self) -> dict[str, Any]:
+        """The filters given, as recorded in a redrive or an audit event."""
+        chosen = {
+            "queue": self.queue,
+            "type": self.type,
+            "error": self.error,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "fingerprint": self.fingerprint,
+            "payload_contains": self.payload_contains,
+        }
+        return {k: v for k, v in chosen.items() if v is not None}

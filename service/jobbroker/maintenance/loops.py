@@ -69,6 +69,16 @@ def vacuumer(jobs: JobStore, dead_rows: int) -> Callable[[], Awaitable[int]]:
     return step
 
 
+def redriver(broker: Broker) -> Callable[[], Awaitable[int]]:
+    """Replay the next due batch of a running redrive. Every replica runs this; a batch holds its
+    redrive's row lock, so batches never overlap, and one that a crash cut short is undone whole."""
+
+    async def step() -> int:
+        return 1 if await broker.redrive_step() else 0
+
+    return step
+
+
 def cron_ticker(broker: Broker, batch: int = 100) -> Callable[[], Awaitable[int]]:
     """Fire the schedules that came due. Every replica runs this; the job's idempotency key and the
     schedule's compare-and-set make each fire time enqueue one job."""

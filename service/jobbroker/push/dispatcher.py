@@ -130,17 +130,25 @@ class Dispatcher:
     async def _record(self, target: PushTarget, job: dict[str, Any], outcome: delivery.Outcome) -> None:
         """Ack or nack; a lost lease means the reaper or an operator got there first."""
         job_id, lease_id = int(job["id"]), job["lease_id"]
+        http_status = outcome.status if isinstance(outcome.status, int) else None
         for attempt in range(1, RECORD_TRIES + 1):
             try:
                 if outcome.ok:
-                    await self._ack(job_id, lease_id, outcome.result)
+                    await self._ack(job_id, lease_id, outcome.result, http_status)
                 else:
                     assert outcome.error is not None
                     reason = metrics.push_failure_reason(outcome.status)
                     # A subscriber's Retry-After for a keyed job holds that key alone (backpressure).
                     pause_key = outcome.retry_in_s is not None and job.get("flow_key") is not None
                     await self.broker.nack(
-                        job_id, lease_id, outcome.error, True, outcome.retry_in_s, reason, pause_key=pause_key
+                        job_id,
+                        lease_id,
+                        outcome.error,
+                        True,
+                        outcome.retry_in_s,
+                        reason,
+                        pause_key=pause_key,
+                        http_status=http_status,
                     )
                     log.info(
                         "push: delivery failed",
@@ -158,13 +166,13 @@ class Dispatcher:
                 log.exception("push: recording job %s failed; its lease will expire", job["id"])
                 return
 
-    async def _ack(self, job_id: int, lease_id: str, result: Any) -> None:
+    async def _ack(self, job_id: int, lease_id: str, result: Any, http_status: int | None) -> None:
         try:
-            await self.broker.ack(job_id, lease_id, result)
+            await self.broker.ack(job_id, lease_id, result, http_status=http_status)
         except (PayloadTooLarge, InvalidInput):
             # The answer fit in max_result_bytes as sent but not once re-encoded, or the database
             # refused a value in it: keep no result.
-            await self.broker.ack(job_id, lease_id, None)
+            await self.broker.ack(job_id, lease_id, None, http_status=http_status)
 
 
 class Runner:

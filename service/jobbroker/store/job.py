@@ -90,6 +90,27 @@ def public_job(row: asyncpg.Record) -> Job:
         "worker_id": row["worker_id"],
         "lease_expires_at": row["lease_expires_at"],
         "trace_context": row["trace_context"],
+        "replays": row["replays"],
+        "last_fingerprint": row["last_fingerprint"],
+    }
+
+
+def public_attempt(row: asyncpg.Record) -> dict[str, Any]:
+    ended = row["ended_at"]
+    return {
+        "attempt": row["attempt"],
+        "worker_id": row["worker_id"],
+        "lease_id": str(row["lease_id"]) if row["lease_id"] is not None else None,
+        "leased_at": row["leased_at"],
+        "ended_at": ended,
+        "heartbeats": row["heartbeats"],
+        "outcome": row["outcome"],
+        "error": row["error"],
+        "fingerprint": row["fingerprint"],
+        "http_status": row["http_status"],
+        "duration_seconds": (ended - row["leased_at"]).total_seconds()
+        if ended is not None and row["leased_at"] is not None
+        else None,
     }
 
 
@@ -105,6 +126,7 @@ class JobStore:
         self.db = db
         self.defaults = defaults
         self.default_timeout_s = default_timeout_s
+        self.ledger = defaults.attempt_ledger
         # A coalesced statement that Postgres refuses (one caller's value) is tried again call by
         # call, so only that caller fails; each flush is atomic, so a retried call did nothing yet.
         options = {"max_batch": COALESCE_BATCH, "in_flight": COALESCE_IN_FLIGHT, "isolate": (InvalidInput,)}
@@ -376,30 +398,33 @@ class JobStore:
     async def ack(self, job_id: int, lease_id: str, result: Any) -> Job:
         return (await self.settle_ack(job_id, lease_id, result))[0]
 
-    async def settle_ack(self, job_id: int, lease_id: str, result: Any) -> tuple[Job, bool]:
+    async def settle_ack(
+        self, job_id: int, lease_id: str, result: Any, http_status: int | None = None
+    ) -> tuple[Job, bool]:
         """The job, and whether this call acked it (false for a repeat of an earlier ack).
         Concurrent acks share one statement (see coalesce.py). A miss, or a lease id no job could
         hold, takes the single-ack path, which tells a repeated ack from a stale lease."""
         lease = _uuid(lease_id)
         if lease is not None:
-            row = await self._acks.submit((job_id, lease, result))
+            row = await self._acks.submit((job_id, lease, result, http_status))
             if row is not None:
                 return public_job(row), True
         async with self.db.connection() as conn:
-            row = await conn.fetchrow(
-                Q["job_ack"].sql, *Q["job_ack"].args({"id": job_id, "lease_id": lease_id, "result": result})
-            )
+            args = {"id": job_id, "lease_id": lease_id, "result": result, "http_status": http_status}
+            row = await conn.fetchrow(Q["job_ack"].sql, *Q["job_ack"].args({**args, "ledger": self.ledger}))
             if row is not None:
                 return public_job(row), True
             row = await self._already_settled(conn, job_id, lease_id, JobState.SUCCEEDED)
         return public_job(row), False
 
-    async def _ack_each(self, items: list[tuple[int, UUID, Any]]) -> list[asyncpg.Record | None]:
+    async def _ack_each(self, items: list[tuple[int, UUID, Any, int | None]]) -> list[asyncpg.Record | None]:
         q = Q["job_ack_each"]
         args = {
-            "ids": [job_id for job_id, _, _ in items],
-            "lease_ids": [lease for _, lease, _ in items],
-            "results": [None if result is None else _json(result) for _, _, result in items],
+            "ids": [item[0] for item in items],
+            "lease_ids": [item[1] for item in items],
+            "results": [None if item[2] is None else _json(item[2]) for item in items],
+            "http_statuses": [item[3] for item in items],
+            "ledger": self.ledger,
         }
         for attempt in range(DEADLOCK_RETRIES):
             try:
@@ -412,7 +437,7 @@ class JobStore:
                     raise
         # A repeat of an item in the same batch gets no row: the single-ack path answers it as a repeat.
         acked = {(r["id"], r["lease_id"]): r for r in rows}
-        return [acked.pop((job_id, lease), None) for job_id, lease, _ in items]
+        return [acked.pop((item[0], item[1]), None) for item in items]
 
     async def nack(
         self,
@@ -433,11 +458,14 @@ class JobStore:
         retryable: bool,
         retry_in_s: float | None,
         pause_key: bool = False,
+        http_status: int | None = None,
     ) -> tuple[Job, bool]:
         """The job, and whether this call nacked it (false for a repeat of an earlier nack). With
         `pause_key`, the job's flow key (if it has one) is paused for `retry_in_s`, in the same
         transaction: backpressure for that key alone."""
         args = {
+            "http_status": http_status,
+            "ledger": self.ledger,
             "id": job_id,
             "lease_id": lease_id,
             "error": error,
@@ -458,7 +486,8 @@ class JobStore:
         """The job given back unrun, and whether this call released it (false for a repeat)."""
         q = Q["job_release"]
         async with self.db.connection() as conn:
-            row = await conn.fetchrow(q.sql, *q.args({"id": job_id, "lease_id": lease_id, "delay_s": delay_s}))
+            args = {"id": job_id, "lease_id": lease_id, "delay_s": delay_s, "ledger": self.ledger}
+            row = await conn.fetchrow(q.sql, *q.args(args))
             if row is not None:
                 return public_job(row), True
             row = await self._already_settled(conn, job_id, lease_id, RELEASED_STATES)
@@ -471,6 +500,7 @@ class JobStore:
             "ids": [i.id for i in items],
             "lease_ids": [i.lease_id for i in items],
             "results": [None if i.result is None else _json(i.result) for i in items],
+            "ledger": self.ledger,
         }
         async with self.db.connection() as conn:
             rows = await conn.fetch(q.sql, *q.args(args))
@@ -486,6 +516,7 @@ class JobStore:
             "retryables": [i.retryable for i in items],
             "retry_ins_s": [i.retry_in_s for i in items],
             "keep_errors": self.defaults.error_history,
+            "ledger": self.ledger,
         }
         pausing = {i.id: i.retry_in_s for i in items if i.pause_key and i.retry_in_s}
         async with self.db.connection() as conn, _atomic(conn, bool(pausing)):
@@ -557,6 +588,8 @@ class JobStore:
             "error": where.error,
             "since": where.since,
             "until": where.until,
+            "fingerprint": where.fingerprint,
+            "payload_contains": where.payload_contains,
             "before_id": before_id,
             "limit": limit,
         }
@@ -585,11 +618,20 @@ class JobStore:
     async def purge_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
         return await self._bulk_dead("purge", selection)
 
-    async def _bulk_dead(self, action: str, s: DeadSelection) -> dict[str, int]:
-        """How many jobs of each queue moved."""
+    async def count_dead_by_queue(self, selection: DeadSelection) -> dict[str, int]:
+        """A dry run: how many jobs of each queue a replay or purge of `selection` would move."""
+        return await self._bulk_dead("count", selection)
+
+    async def _bulk_dead(
+        self, action: str, s: DeadSelection, conn: asyncpg.Connection | None = None, redrive_id: int | None = None
+    ) -> dict[str, int]:
+        """How many jobs of each queue moved (or would move, or were frozen into a redrive)."""
         q = Q["job_bulk_dead"]
         args = {
             "action": action,
+            "redrive_id": redrive_id,
+            "fingerprint": s.fingerprint,
+            "payload_contains": s.payload_contains,
             "ids": list(s.ids) if s.ids is not None else None,
             "queue": s.queue,
             "type": s.type,
@@ -598,13 +640,43 @@ class JobStore:
             "until": s.until,
             "limit": s.limit,
         }
-        async with self.db.connection() as conn:
+        if conn is not None:
             return {r["queue"]: r["n"] for r in await conn.fetch(q.sql, *q.args(args))}
+        async with self.db.connection() as own:
+            return {r["queue"]: r["n"] for r in await own.fetch(q.sql, *q.args(args))}
+
+    async def freeze_dead(self, conn: asyncpg.Connection, redrive_id: int, selection: DeadSelection) -> int:
+        """Freeze the dead jobs of `selection` into a redrive's items, in the caller's transaction."""
+        return sum((await self._bulk_dead("redrive", selection, conn, redrive_id)).values())
+
+    async def attempts(self, job_id: int) -> list[dict[str, Any]]:
+        """Every attempt of a job, oldest first; the running one has no `ended_at` or `outcome`."""
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(Q["job_attempts"].sql, job_id)
+            if not rows and await conn.fetchrow(Q["job_get"].sql, job_id) is None:
+                raise JobNotFound(f"no job with id {job_id}")
+        return [public_attempt(r) for r in rows]
+
+    async def dead_groups(self, where: JobFilter, limit: int) -> list[dict[str, Any]]:
+        q = Q["job_dead_groups"]
+        args = {
+            "queue": where.queue,
+            "type": where.type,
+            "error": where.error,
+            "since": where.since,
+            "until": where.until,
+            "fingerprint": where.fingerprint,
+            "payload_contains": where.payload_contains,
+            "limit": limit,
+        }
+        async with self.db.connection() as conn:
+            return [dict(r) for r in await conn.fetch(q.sql, *q.args(args))]
 
     async def expire_leases(self, limit: int) -> list[asyncpg.Record]:
         q = Q["job_expire_leases"]
         async with self.db.connection() as conn:
-            return await conn.fetch(q.sql, *q.args({"limit": limit, "keep_errors": self.defaults.error_history}))
+            args = {"limit": limit, "keep_errors": self.defaults.error_history, "ledger": self.ledger}
+            return await conn.fetch(q.sql, *q.args(args))
 
     async def dead_rows(self) -> int:
         async with self.db.connection() as conn:
@@ -622,8 +694,7 @@ class JobStore:
             "dead_retention_s": self.defaults.dead_retention_s,
         }
         async with self.db.connection() as conn:
-            status = await conn.execute(q.sql, *q.args(args))
-        return int(status.split()[-1])
+            return await conn.fetchval(q.sql, *q.args(args))
 
 
 def _atomic(conn: asyncpg.Connection, needed: bool) -> AbstractAsyncContextManager[Any]:

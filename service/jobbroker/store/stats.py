@@ -16,8 +16,9 @@ class StatsStore:
         self.db = db
 
     async def queue_depth(self) -> list[dict[str, Any]]:
-        """Rows of queue, state, jobs, ready and oldest_ready_age_s (seconds, as a float); rows of state
-        `keys` add keys_ready, keys_at_limit and keys_paused."""
+        """Rows of queue, state, jobs, ready, oldest_ready_age_s (seconds, as a float), and for dead jobs
+        dlq_groups and dlq_largest_group; rows of state `keys` add keys_ready, keys_at_limit and
+        keys_paused."""
         async with self.db.connection() as conn:
             rows = await conn.fetch(Q["stats_queue_depth"].sql)
             keys = await conn.fetch(Q["stats_queue_keys"].sql)
@@ -28,6 +29,8 @@ class StatsStore:
                 "jobs": r["jobs"],
                 "ready": r["ready"],
                 "oldest_ready_age_s": float(r["oldest_ready_age_s"]),
+                "dlq_groups": r["dlq_groups"],
+                "dlq_largest_group": r["dlq_largest_group"],
             }
             for r in rows
         ]

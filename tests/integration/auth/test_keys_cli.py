@@ -24,6 +24,9 @@ def test_keys_create_prints_the_key_then_its_entry() -> None:
     assert entry.endswith(":produce+consume")
     found = KeyRing.parse(entry).find(key)
     assert found is not None and found.scopes == {Scope.PRODUCE, Scope.CONSUME}
+    # The public id (the audit log's actor) is shown too: the start of the hash, never the key.
+    assert f"public id, which the audit log and the logs show as its actor, is {found.id}" in done.stderr
+    assert len(found.id) == 12 and found.id in entry and key not in done.stderr
 
 
 def test_keys_create_refuses_an_unknown_scope() -> None:

@@ -93,6 +93,13 @@ async def test_a_receiver_failing_twice_succeeds_on_the_third_attempt(
         assert "boom" in entry["error"]["message"] and entry["error"]["details"]["status"] == 500
     assert [r.json["attempt"] for r in receiver.requests] == [1, 2, 3]
     assert {r.headers["webhook-id"] for r in receiver.requests} == {f"job_{job['id']}"}
+    attempts = (await client.get(f"/v1/jobs/{job['id']}/attempts")).json()["items"]
+    assert [(a["outcome"], a["http_status"]) for a in attempts] == [
+        ("failed", 500),
+        ("failed", 500),
+        ("succeeded", 200),
+    ]
+    assert {a["worker_id"] for a in attempts} == {done["worker_id"]}
     scraped = (await client.get("/metrics")).text
     assert metric(scraped, "jobbroker_push_deliveries_total", queue=queue_name, status="500") == 2
     assert metric(scraped, "jobbroker_push_deliveries_total", queue=queue_name, status="200") == 1

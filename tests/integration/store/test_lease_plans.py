@@ -99,7 +99,8 @@ async def test_statements_are_planned_for_the_table_as_it_is_now(
     db = Database(await fresh_database(), DbSettings(pool_min_size=0))
     await db.open()
     q = Q["job_expire_leases"]
-    execute = f"EXECUTE reap_probe({', '.join({'limit': '1000', 'keep_errors': '20'}[n] for n in q.params)})"
+    values = {"limit": "1000", "keep_errors": "20", "ledger": "true"}
+    execute = f"EXECUTE reap_probe({', '.join(values[n] for n in q.params)})"
     plans = []
     try:
         async with db.connection() as ours, db.connection() as other:

@@ -6,12 +6,15 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+import orjson
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from jobbroker import telemetry
+from jobbroker.api.audit_trail import AuditDep
 from jobbroker.api.auth import requires
 from jobbroker.api.deps import BrokerDep, JobIdDep, QueueName
+from jobbroker.api.forensics_schemas import AttemptList
 from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.problems import responses
 from jobbroker.api.responses import ORJSON
@@ -35,6 +38,30 @@ from jobbroker.keys import Scope
 router = APIRouter(route_class=JsonRoute, tags=["jobs"], responses=responses(401, 403))
 PRODUCE = [requires(Scope.PRODUCE)]
 ADMIN = [requires(Scope.ADMIN)]
+
+
+async def payload_contains(
+    payload_contains: Annotated[
+        str | None,
+        Query(
+            max_length=10_000,
+            description='A JSON object the payload contains (`@>`), e.g. `{"customer": {"id": 7}}`.',
+            examples=['{"customer": {"id": 7}}'],
+        ),
+    ] = None,
+) -> dict[str, object] | None:
+    if payload_contains is None:
+        return None
+    try:
+        value = orjson.loads(payload_contains)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput("payload_contains must be a JSON object", field="payload_contains")
+    return value
+
+
+PayloadContains = Annotated[dict[str, object] | None, Depends(payload_contains)]
 CorrelationHeader = Annotated[
     str | None,
     Header(
@@ -117,6 +144,7 @@ async def get_job(job_id: JobIdDep, broker: BrokerDep) -> Response:
 @router.get("/v1/jobs", response_model=JobPage, summary="List jobs", dependencies=ADMIN)
 async def list_jobs(
     broker: BrokerDep,
+    contains: PayloadContains,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     state: JobState | None = None,
     type: Annotated[str | None, Query(max_length=200, pattern=NAME_PATTERN)] = None,
@@ -125,9 +153,11 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
-    """Jobs newest first, filtered by any of queue, state, type, correlation id and tag. Follow
-    `next_cursor` for the next page; it is null on the last."""
-    where = JobFilter(queue=queue, state=state, type=type, correlation_id=correlation_id, tag=tag)
+    """Jobs newest first, filtered by any of queue, state, type, correlation id, tag and payload
+    containment. Follow `next_cursor` for the next page; it is null on the last."""
+    where = JobFilter(
+        queue=queue, state=state, type=type, correlation_id=correlation_id, tag=tag, payload_contains=contains
+    )
     return ORJSON(await page(broker, where, cursor, limit))
 
 
@@ -162,10 +192,12 @@ def decode_cursor(cursor: str | None) -> int | None:
     responses=responses(404, 409),
     dependencies=ADMIN,
 )
-async def cancel(job_id: JobIdDep, broker: BrokerDep) -> Response:
+async def cancel(job_id: JobIdDep, broker: BrokerDep, audit: AuditDep) -> Response:
     """A pending or retrying job becomes `cancelled`. A running (`active`) job stays active with
     `cancel_requested: true`; its worker learns this on its next heartbeat. Finished jobs answer 409."""
-    return ORJSON(await broker.cancel(job_id))
+    job = await broker.cancel(job_id)
+    await audit("job.cancel", target=str(job_id), count=1)
+    return ORJSON(job)
 
 
 @router.post(
@@ -175,7 +207,25 @@ async def cancel(job_id: JobIdDep, broker: BrokerDep) -> Response:
     dependencies=ADMIN,
     responses=responses(404, 409),
 )
-async def replay(job_id: JobIdDep, broker: BrokerDep) -> Response:
+async def replay(job_id: JobIdDep, broker: BrokerDep, audit: AuditDep) -> Response:
     """Send a `dead` or `cancelled` job back to `pending` with attempts reset to 0. Its error history
     is kept. Other states answer 409."""
-    return ORJSON(await broker.replay(job_id))
+    job = await broker.replay(job_id)
+    await audit("job.replay", target=str(job_id), count=1)
+    return ORJSON(job)
+
+
+@router.get(
+    "/v1/jobs/{id}/attempts",
+    response_model=AttemptList,
+    summary="List a job's attempts",
+    operation_id="listJobAttempts",
+    responses=responses(404),
+    dependencies=ADMIN,
+)
+async def list_attempts(job_id: JobIdDep, broker: BrokerDep) -> Response:
+    """Every attempt of the job, oldest first: who held it, when, how many heartbeats, how it ended
+    (`succeeded`, `failed`, `lease_expired`, `released`, `cancelled`, `max_runtime_exceeded`) with its
+    error and fingerprint, and a push delivery's HTTP status. The running attempt comes last, with no
+    `ended_at` or `outcome`. Attempts go with their job when retention deletes it."""
+    return ORJSON({"items": await broker.jobs.attempts(job_id)})

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from jobbroker.api.audit_trail import AuditDep
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, QueueName
 from jobbroker.api.jsonbody import JsonRoute
@@ -44,7 +45,7 @@ async def get_queue(queue: QueueName, broker: BrokerDep) -> Response:
 
 
 @router.patch("/v1/queues/{queue}", response_model=QueueOut, summary="Change a queue's settings")
-async def update_queue(queue: QueueName, body: QueuePatch, broker: BrokerDep) -> Response:
+async def update_queue(queue: QueueName, body: QueuePatch, broker: BrokerDep, audit: AuditDep) -> Response:
     """Pause or resume leasing, cap concurrent active jobs, limit leases per second, set the default
     retry policy, retention and clocks, and the per-key limits and fairness (`flow`). Only the fields
     given change; `null` lifts a limit."""
@@ -56,6 +57,7 @@ async def update_queue(queue: QueueName, body: QueuePatch, broker: BrokerDep) ->
         values = flow.model_dump() if flow is not None else {}
         changes.update({f"flow_{name}": values.get(name) for name in FLOW_FIELDS if name in given})
     await broker.queues.update(queue, changes)
+    await audit("queue.update", target=queue, filter=body.model_dump(include=body.model_fields_set))
     return ORJSON(await broker.queue_stats(queue))
 
 
@@ -96,12 +98,15 @@ async def get_queue_key(queue: QueueName, key: KeyName, broker: BrokerDep) -> Re
     summary="Change one flow key's limits or pause it",
     operation_id="updateQueueKey",
 )
-async def update_queue_key(queue: QueueName, key: KeyName, body: QueueKeyPatch, broker: BrokerDep) -> Response:
+async def update_queue_key(
+    queue: QueueName, key: KeyName, body: QueueKeyPatch, broker: BrokerDep, audit: AuditDep
+) -> Response:
     """Override the queue's per-key defaults for this key (`max_concurrency`, `rate_limit`), or hold
     its jobs (`paused`, or `paused_until` an instant); the queue and other keys flow on. Only the
     fields given change; `null` goes back to the queue's default."""
     changes: dict[str, Any] = body.model_dump(include=body.model_fields_set)
     await broker.jobs.keys.update(queue, key, changes)
+    await audit("key.update", target=f"{queue}/{key}", filter=changes)
     return ORJSON(await broker.jobs.keys.get(queue, key))
 
 

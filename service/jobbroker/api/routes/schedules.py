@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from jobbroker.api.audit_trail import AuditDep
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep
 from jobbroker.api.jsonbody import JsonRoute
@@ -25,11 +26,13 @@ ScheduleName = Annotated[
 @router.post(
     "/v1/schedules", status_code=201, response_model=ScheduleOut, summary="Create a schedule", responses=responses(409)
 )
-async def create_schedule(body: ScheduleCreate, broker: BrokerDep) -> Response:
+async def create_schedule(body: ScheduleCreate, broker: BrokerDep, audit: AuditDep) -> Response:
     """Enqueue a job of `type` with `payload` into `queue` each time the cron expression fires,
     read in `timezone`. Every replica runs the ticker; each fire time enqueues exactly one job (its
     idempotency key is `schedule:<name>:<fire time>`). A taken name answers 409 `schedule_exists`."""
-    return ORJSON(await broker.create_schedule(body.model_dump()), status_code=201)
+    schedule = await broker.create_schedule(body.model_dump())
+    await audit("schedule.create", body.name, {"queue": body.queue, "type": body.type, "cron": body.cron})
+    return ORJSON(schedule, status_code=201)
 
 
 @router.get("/v1/schedules", response_model=ScheduleList, summary="List schedules")
@@ -45,14 +48,18 @@ async def get_schedule(name: ScheduleName, broker: BrokerDep) -> Response:
 
 
 @router.patch("/v1/schedules/{name}", response_model=ScheduleOut, summary="Change a schedule", responses=responses(404))
-async def update_schedule(name: ScheduleName, body: SchedulePatch, broker: BrokerDep) -> Response:
+async def update_schedule(name: ScheduleName, body: SchedulePatch, broker: BrokerDep, audit: AuditDep) -> Response:
     """Change any of the given fields. A new cron expression, time zone or pause state takes effect
     from now: fire times missed while paused are skipped, not caught up."""
-    return ORJSON(await broker.update_schedule(name, body.changes()))
+    changes = body.changes()
+    schedule = await broker.update_schedule(name, changes)
+    await audit("schedule.update", name, {"fields": sorted(changes)})
+    return ORJSON(schedule)
 
 
 @router.delete("/v1/schedules/{name}", status_code=204, summary="Delete a schedule", responses=responses(404))
-async def delete_schedule(name: ScheduleName, broker: BrokerDep) -> Response:
+async def delete_schedule(name: ScheduleName, broker: BrokerDep, audit: AuditDep) -> Response:
     """Stop the schedule for good; jobs it already enqueued are left alone."""
     await broker.schedules.delete(name)
+    await audit("schedule.delete", name)
     return Response(status_code=204)

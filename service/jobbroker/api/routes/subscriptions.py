@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
+from jobbroker.api.audit_trail import AuditDep
 from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, SettingsDep
 from jobbroker.api.jsonbody import JsonRoute
@@ -58,7 +59,9 @@ async def check_url(url: str, settings: Settings) -> None:
     summary="Create a push subscription",
     responses=errors(),
 )
-async def create_subscription(body: SubscriptionCreate, broker: BrokerDep, settings: SettingsDep) -> Response:
+async def create_subscription(
+    body: SubscriptionCreate, broker: BrokerDep, settings: SettingsDep, audit: AuditDep
+) -> Response:
     """Turn a queue into push mode: the broker POSTs each of its jobs (of the given `types`) to `url`,
     signed per the Standard Webhooks spec, at most `max_concurrency` at a time across all replicas.
     A 2xx answer acks the job; anything else, or no answer within `timeout_seconds`, is a failed
@@ -67,7 +70,13 @@ async def create_subscription(body: SubscriptionCreate, broker: BrokerDep, setti
     time it is shown. A URL outside the allowed networks answers 422 `url_not_allowed`."""
     await check_url(body.url, settings)
     subscription = await broker.subscriptions.create(body.to_core(body.secret or signing.generate_secret()))
+    # Never the URL (it may carry credentials) or the secret: the queue and the fields given.
+    await audit("subscription.create", str(subscription["id"]), {"queue": body.queue, "fields": fields(body)})
     return ORJSON(subscription, status_code=201)
+
+
+def fields(body: Any) -> list[str]:
+    return sorted(body.model_fields_set)
 
 
 @router.get("/v1/subscriptions", response_model=SubscriptionPage, summary="List push subscriptions", responses=errors())
@@ -99,21 +108,24 @@ async def get_subscription(sid: SubscriptionIdDep, broker: BrokerDep) -> Respons
     responses=errors(404),
 )
 async def update_subscription(
-    sid: SubscriptionIdDep, body: SubscriptionPatch, broker: BrokerDep, settings: SettingsDep
+    sid: SubscriptionIdDep, body: SubscriptionPatch, broker: BrokerDep, settings: SettingsDep, audit: AuditDep
 ) -> Response:
     """Change the URL, type filter, concurrency, timeout, description, or pause and resume delivery.
     Only the fields given change; `types: null` delivers every type. Deliveries in flight finish under
     the old settings. The queue cannot change: create another subscription instead."""
     if body.url is not None:
         await check_url(body.url, settings)
-    return ORJSON(await broker.subscriptions.update(sid, body.model_dump(include=body.model_fields_set)))
+    updated = await broker.subscriptions.update(sid, body.model_dump(include=body.model_fields_set))
+    await audit("subscription.update", str(sid), {"fields": fields(body)})
+    return ORJSON(updated)
 
 
 @router.delete("/v1/subscriptions/{id}", status_code=204, summary="Delete a push subscription", responses=errors(404))
-async def delete_subscription(sid: SubscriptionIdDep, broker: BrokerDep) -> Response:
+async def delete_subscription(sid: SubscriptionIdDep, broker: BrokerDep, audit: AuditDep) -> Response:
     """Stop pushing the queue's jobs; they wait for another subscription or a pulling worker.
     Deliveries in flight finish and are acked or nacked as usual."""
     await broker.subscriptions.delete(sid)
+    await audit("subscription.delete", str(sid))
     return Response(status_code=204)
 
 
@@ -124,7 +136,11 @@ async def delete_subscription(sid: SubscriptionIdDep, broker: BrokerDep) -> Resp
     responses=errors(404),
 )
 async def rotate_secret(
-    sid: SubscriptionIdDep, broker: BrokerDep, settings: SettingsDep, body: RotateSecretRequest | None = None
+    sid: SubscriptionIdDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+    audit: AuditDep,
+    body: RotateSecretRequest | None = None,
 ) -> Response:
     """Replace the signing secret (generated unless given) and show it. For `overlap_seconds` (default
     24 h) every delivery carries two signatures, by the new and by the old secret, as the Standard
@@ -132,4 +148,6 @@ async def rotate_secret(
     body = body or RotateSecretRequest()
     overlap_s = body.overlap_seconds if body.overlap_seconds is not None else settings.push.secret_rotation_overlap_s
     secret = body.secret or signing.generate_secret()
-    return ORJSON(await broker.subscriptions.rotate_secret(sid, secret, overlap_s))
+    rotated = await broker.subscriptions.rotate_secret(sid, secret, overlap_s)
+    await audit("subscription.rotate_secret", str(sid), {"overlap_seconds": overlap_s})
+    return ORJSON(rotated)

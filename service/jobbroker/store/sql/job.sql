@@ -1,42 +1,84 @@
 -- name: job_ack
--- Finish a leased job. The guard makes a stale or foreign lease a no-op (0 rows).
-UPDATE job
-SET state = 'succeeded', result = :result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-WHERE id = :id AND state = 'active' AND lease_id = :lease_id
-RETURNING *;
+-- Finish a leased job. The guard makes a stale or foreign lease a no-op (0 rows). The attempt's
+-- ledger row is written by the same statement; :http_status is a push delivery's answer.
+WITH acked AS (
+    UPDATE job
+    SET state = 'succeeded', result = :result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+    WHERE id = :id AND state = 'active' AND lease_id = :lease_id
+    RETURNING *
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, http_status)
+    SELECT id, attempts, worker_id, lease_id, started_at, finished_at, heartbeats, 'succeeded',
+           CAST(:http_status AS integer)
+    FROM acked WHERE CAST(:ledger AS boolean)
+)
+SELECT * FROM acked;
 
 -- name: job_ack_each
 -- Concurrent single acks in one statement (the ack coalescer): each acked job answers whole, as
 -- job_ack would; an input missing from the answer was stale, foreign or a repeat.
-UPDATE job j
-SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(), lease_expires_at = NULL
-FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
-WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.*;
+WITH acked AS (
+    UPDATE job j
+    SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[]),
+                CAST(:http_statuses AS integer[])) AS i(id, lease_id, result, http_status)
+    WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+    RETURNING j.*, i.http_status AS delivery_status
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, http_status)
+    SELECT id, attempts, worker_id, lease_id, started_at, finished_at, heartbeats, 'succeeded', delivery_status
+    FROM acked WHERE CAST(:ledger AS boolean)
+)
+SELECT * FROM acked;
 
 -- name: job_ack_many
 -- Finish many leased jobs in one statement; answers the ids that were acked.
-UPDATE job j
-SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(), lease_expires_at = NULL
-FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
-WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.id, j.queue, j.type, j.started_at, j.finished_at, j.worker_id, j.correlation_id, j.attempts;
+WITH acked AS (
+    UPDATE job j
+    SET state = 'succeeded', result = CAST(i.result AS jsonb), finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:results AS text[])) AS i(id, lease_id, result)
+    WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+    RETURNING j.id, j.queue, j.type, j.started_at, j.finished_at, j.worker_id, j.correlation_id, j.attempts,
+              j.lease_id, j.heartbeats
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome)
+    SELECT id, attempts, worker_id, lease_id, started_at, finished_at, heartbeats, 'succeeded'
+    FROM acked WHERE CAST(:ledger AS boolean)
+)
+SELECT id, queue, type, started_at, finished_at, worker_id, correlation_id, attempts FROM acked;
+
+-- name: job_attempts
+-- A job's attempts, oldest first: the ledger's ended ones, then the running one from the job row.
+SELECT attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, error, fingerprint, http_status
+FROM (
+    SELECT id AS seq, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, error, fingerprint,
+           http_status
+    FROM job_attempt WHERE job_id = :id
+    UNION ALL
+    SELECT 9223372036854775807, attempts, worker_id, lease_id, started_at, NULL, heartbeats, NULL, NULL, NULL, NULL
+    FROM job WHERE id = :id AND state = 'active'
+) AS a
+ORDER BY seq;
 
 -- name: job_bulk_dead
--- Replay (:action 'replay') or delete (:action 'purge') the dead jobs chosen by ids or filters, at
--- most :limit; answers the count per queue. One selection serves both: each action's statement is
--- gated on :action, so only one of them touches the picked rows.
+-- Act on the dead jobs chosen by ids or filters, at most :limit: replay (:action 'replay'),
+-- delete with their attempts ('purge'), only count them ('count', a dry run) or freeze them into
+-- redrive :redrive_id ('redrive'). Answers the count per queue. One selection serves every action:
+-- each action's statement is gated on :action, so only one of them touches the picked rows.
 WITH picked AS (
-    SELECT id FROM job
+    SELECT id, queue FROM job
     WHERE state = 'dead'
       AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
       AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
-      AND (CAST(:error AS text) IS NULL OR EXISTS (
-          -- An error's message or type, not the history's JSON keys or times.
-          SELECT 1 FROM jsonb_array_elements(errors) AS e
-          WHERE strpos(lower(e -> 'error' ->> 'message'), lower(CAST(:error AS text))) > 0
-             OR strpos(lower(e -> 'error' ->> 'type'), lower(CAST(:error AS text))) > 0))
+      AND (CAST(:fingerprint AS text) IS NULL OR last_fingerprint = CAST(:fingerprint AS text))
+      AND (CAST(:payload_contains AS jsonb) IS NULL OR payload @> CAST(:payload_contains AS jsonb))
+      AND (CAST(:error AS text) IS NULL OR job_errors_mention(errors, CAST(:error AS text)))
       AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
       AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
     ORDER BY id
@@ -46,15 +88,26 @@ WITH picked AS (
 replayed AS (
     UPDATE job
     SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
-        result = NULL, progress = NULL, updated_at = now()
+        result = NULL, progress = NULL, updated_at = now(), replays = job.replays + 1
     FROM picked WHERE job.id = picked.id AND CAST(:action AS text) = 'replay'
     RETURNING job.queue
 ),
 purged AS (
     DELETE FROM job USING picked WHERE job.id = picked.id AND CAST(:action AS text) = 'purge'
-    RETURNING job.queue
+    RETURNING job.id, job.queue
+),
+purged_attempts AS (
+    DELETE FROM job_attempt WHERE job_id IN (SELECT id FROM purged)
+),
+frozen AS (
+    INSERT INTO redrive_item (redrive_id, job_id)
+    SELECT CAST(:redrive_id AS bigint), id FROM picked WHERE CAST(:action AS text) = 'redrive'
+    RETURNING job_id
 )
-SELECT queue, count(*) AS n FROM (SELECT queue FROM replayed UNION ALL SELECT queue FROM purged) AS moved
+SELECT queue, count(*) AS n
+FROM (SELECT queue FROM replayed
+      UNION ALL SELECT queue FROM purged
+      UNION ALL SELECT queue FROM picked WHERE CAST(:action AS text) IN ('count', 'redrive')) AS moved
 GROUP BY queue;
 
 -- name: job_cancel
@@ -71,13 +124,35 @@ RETURNING *;
 -- Active jobs of a queue, for its concurrency limit.
 SELECT count(*) FROM job WHERE queue = :queue AND state = 'active';
 
+-- name: job_dead_groups
+-- The DLQ grouped by the fingerprint of each job's last failure, largest group first. The sample is
+-- the newest member's error.
+SELECT last_fingerprint AS fingerprint,
+       (array_agg(errors -> -1 -> 'error' ->> 'type' ORDER BY finished_at DESC, id DESC))[1] AS error_type,
+       (array_agg(errors -> -1 -> 'error' ->> 'message' ORDER BY finished_at DESC, id DESC))[1] AS sample_message,
+       count(*) AS count, min(finished_at) AS first_seen, max(finished_at) AS last_seen,
+       array_agg(DISTINCT queue ORDER BY queue) AS queues, array_agg(DISTINCT type ORDER BY type) AS types
+FROM job
+WHERE state = 'dead'
+  AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+  AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
+  AND (CAST(:fingerprint AS text) IS NULL OR last_fingerprint = CAST(:fingerprint AS text))
+  AND (CAST(:payload_contains AS jsonb) IS NULL OR payload @> CAST(:payload_contains AS jsonb))
+  AND (CAST(:error AS text) IS NULL OR job_errors_mention(errors, CAST(:error AS text)))
+  AND (CAST(:since AS timestamptz) IS NULL OR finished_at >= CAST(:since AS timestamptz))
+  AND (CAST(:until AS timestamptz) IS NULL OR finished_at < CAST(:until AS timestamptz))
+GROUP BY last_fingerprint
+ORDER BY count(*) DESC, last_fingerprint
+LIMIT :limit;
+
 -- name: job_dead_rows
 -- Dead row versions in the job table, as the statistics last counted them. The broker's schema is
 -- its sessions' search_path, and so current_schema(); a job table elsewhere is not ours.
 SELECT coalesce(n_dead_tup, 0) FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'job';
 
 -- name: job_delete_expired
--- Retention: delete finished jobs older than their queue's retention, in bounded batches.
+-- Retention: delete finished jobs older than their queue's retention, with their attempts, in
+-- bounded batches; answers how many jobs went.
 WITH doomed AS (
     SELECT j.id
     FROM job j LEFT JOIN queue q ON q.name = j.queue
@@ -87,8 +162,14 @@ WITH doomed AS (
             ELSE coalesce(q.retention_s, :retention_s) END)
     LIMIT :limit
     FOR UPDATE OF j SKIP LOCKED
+),
+gone AS (
+    DELETE FROM job USING doomed WHERE job.id = doomed.id RETURNING job.id
+),
+gone_attempts AS (
+    DELETE FROM job_attempt WHERE job_id IN (SELECT id FROM gone)
 )
-DELETE FROM job USING doomed WHERE job.id = doomed.id;
+SELECT count(*) FROM gone;
 
 -- name: job_enqueue
 -- Insert a batch in input order. Ids are drawn first so each answer maps back to its input;
@@ -159,30 +240,43 @@ WITH expired AS (
     FOR UPDATE SKIP LOCKED
 ),
 decided AS (
-    SELECT j.id, job_failure_state(j.cancel_requested, true, j.attempts, j.max_attempts) AS next_state
+    SELECT j.id, job_failure_state(j.cancel_requested, true, j.attempts, j.max_attempts) AS next_state,
+           e.error, job_fingerprint(e.error) AS fingerprint
     FROM job j JOIN expired USING (id)
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN j.max_runtime_s IS NOT NULL AND j.started_at + make_interval(secs => j.max_runtime_s) <= now()
+        THEN jsonb_build_object('type', 'max_runtime_exceeded',
+                                'message', format('the job ran longer than its maximum runtime of %s s', j.max_runtime_s))
+        WHEN j.heartbeat_timeout_s IS NOT NULL AND j.lease_timeout_s > j.heartbeat_timeout_s
+        THEN jsonb_build_object('type', 'lease_expired',
+                                'message', format('no heartbeat for %s s (heartbeat timeout)', j.heartbeat_timeout_s))
+        ELSE jsonb_build_object('type', 'lease_expired',
+                                'message', 'the lease expired before an ack or nack (worker stalled)') END AS error) e
+),
+failed AS (
+    UPDATE job j
+    SET state = d.next_state,
+        run_at = CASE WHEN d.next_state = 'retrying' THEN now() ELSE j.run_at END,
+        finished_at = CASE WHEN d.next_state = 'retrying' THEN NULL ELSE now() END,
+        lease_expires_at = NULL,
+        updated_at = now(),
+        last_fingerprint = d.fingerprint,
+        errors = job_append_error(j.errors, jsonb_build_object(
+            'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', d.error,
+            'fingerprint', d.fingerprint), :keep_errors)
+    FROM decided d
+    WHERE j.id = d.id
+    RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attempts, j.lease_id, j.started_at,
+              j.heartbeats, d.error, d.fingerprint
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, error,
+                             fingerprint)
+    SELECT id, attempts, worker_id, lease_id, started_at, now(), heartbeats, job_attempt_outcome(state, error), error,
+           fingerprint
+    FROM failed WHERE CAST(:ledger AS boolean)
 )
-UPDATE job j
-SET state = d.next_state,
-    run_at = CASE WHEN d.next_state = 'retrying' THEN now() ELSE j.run_at END,
-    finished_at = CASE WHEN d.next_state = 'retrying' THEN NULL ELSE now() END,
-    lease_expires_at = NULL,
-    updated_at = now(),
-    errors = job_append_error(j.errors, jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id,
-        'error', CASE
-            WHEN j.max_runtime_s IS NOT NULL AND j.started_at + make_interval(secs => j.max_runtime_s) <= now()
-            THEN jsonb_build_object('type', 'max_runtime_exceeded',
-                                    'message', format('the job ran longer than its maximum runtime of %s s', j.max_runtime_s))
-            WHEN j.heartbeat_timeout_s IS NOT NULL AND j.lease_timeout_s > j.heartbeat_timeout_s
-            THEN jsonb_build_object('type', 'lease_expired',
-                                    'message', format('no heartbeat for %s s (heartbeat timeout)', j.heartbeat_timeout_s))
-            ELSE jsonb_build_object('type', 'lease_expired',
-                                    'message', 'the lease expired before an ack or nack (worker stalled)') END),
-        :keep_errors)
-FROM decided d
-WHERE j.id = d.id
-RETURNING j.id, j.queue, j.type, j.state, j.worker_id, j.correlation_id, j.attempts, j.errors -> -1 -> 'error' ->> 'type' AS error_type;
+SELECT id, queue, type, state, worker_id, correlation_id, attempts, error ->> 'type' AS error_type FROM failed;
 
 -- name: job_flow_mode
 -- Whether a queue has waiting jobs with a flow key (such a queue leases through the keyed
@@ -217,6 +311,7 @@ SET lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), lease_tim
                                             heartbeat_timeout_s)),
         started_at + make_interval(secs => max_runtime_s)),
     progress = coalesce(CAST(:progress AS jsonb), progress),
+    heartbeats = heartbeats + 1,
     updated_at = now()
 WHERE id = :id AND state = 'active' AND lease_id = :lease_id
 RETURNING id, lease_expires_at, cancel_requested;
@@ -242,7 +337,7 @@ SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
     lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
                                                            j.heartbeat_timeout_s, j.max_runtime_s)),
-    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL, heartbeats = 0
 FROM ready
 WHERE j.id = ready.id
 RETURNING j.*;
@@ -276,7 +371,7 @@ SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
     lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
                                                            j.heartbeat_timeout_s, j.max_runtime_s)),
-    worker_id = d.worker_id, started_at = now(), updated_at = now(), progress = NULL
+    worker_id = d.worker_id, started_at = now(), updated_at = now(), progress = NULL, heartbeats = 0
 FROM dealt d
 WHERE j.id = d.id
 RETURNING d.ord AS taker, j.*;
@@ -386,7 +481,7 @@ SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
     lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
                                                            j.heartbeat_timeout_s, j.max_runtime_s)),
-    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL, heartbeats = 0
 FROM chosen
 WHERE j.id = chosen.id AND j.state IN ('pending', 'retrying')
 RETURNING j.*;
@@ -577,7 +672,7 @@ SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
     lease_timeout_s = coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
     lease_expires_at = now() + make_interval(secs => least(coalesce(CAST(:visibility_timeout_s AS integer), j.timeout_s),
                                                            j.heartbeat_timeout_s, j.max_runtime_s)),
-    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL
+    worker_id = :worker_id, started_at = now(), updated_at = now(), progress = NULL, heartbeats = 0
 FROM chosen
 WHERE j.id = chosen.id AND j.state IN ('pending', 'retrying')
 RETURNING j.*;
@@ -594,11 +689,9 @@ WHERE (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
   AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
   AND (CAST(:correlation_id AS text) IS NULL OR correlation_id = CAST(:correlation_id AS text))
   AND (CAST(:tag AS text) IS NULL OR tags @> ARRAY[CAST(:tag AS text)])
-  AND (CAST(:error AS text) IS NULL OR EXISTS (
-          -- An error's message or type, not the history's JSON keys or times.
-          SELECT 1 FROM jsonb_array_elements(errors) AS e
-          WHERE strpos(lower(e -> 'error' ->> 'message'), lower(CAST(:error AS text))) > 0
-             OR strpos(lower(e -> 'error' ->> 'type'), lower(CAST(:error AS text))) > 0))
+  AND (CAST(:fingerprint AS text) IS NULL OR last_fingerprint = CAST(:fingerprint AS text))
+  AND (CAST(:payload_contains AS jsonb) IS NULL OR payload @> CAST(:payload_contains AS jsonb))
+  AND (CAST(:error AS text) IS NULL OR job_errors_mention(errors, CAST(:error AS text)))
   AND (CAST(:since AS timestamptz) IS NULL OR coalesce(finished_at, created_at) >= CAST(:since AS timestamptz))
   AND (CAST(:until AS timestamptz) IS NULL OR coalesce(finished_at, created_at) < CAST(:until AS timestamptz))
   AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
@@ -607,42 +700,71 @@ LIMIT :limit;
 
 -- name: job_nack
 -- Fail one attempt: retry after backoff (or :retry_in_s), or dead-letter; guarded by the lease.
-UPDATE job j
-SET state = job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts),
-    run_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
-             THEN now() + make_interval(secs => coalesce(CAST(:retry_in_s AS double precision),
-                  job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
-                                j.backoff_jitter)))
-             ELSE j.run_at END,
-    finished_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
-                  THEN NULL ELSE now() END,
-    lease_expires_at = NULL,
-    updated_at = now(),
-    errors = job_append_error(j.errors, jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', CAST(:error AS jsonb)), :keep_errors)
-WHERE j.id = :id AND j.state = 'active' AND j.lease_id = :lease_id
-RETURNING j.*;
+-- The failure's fingerprint goes into the error history, onto the job and into the ledger row.
+WITH nacked AS (
+    UPDATE job j
+    SET state = job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts),
+        run_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
+                 THEN now() + make_interval(secs => coalesce(CAST(:retry_in_s AS double precision),
+                      job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
+                                    j.backoff_jitter)))
+                 ELSE j.run_at END,
+        finished_at = CASE WHEN job_failure_state(j.cancel_requested, :retryable, j.attempts, j.max_attempts) = 'retrying'
+                      THEN NULL ELSE now() END,
+        lease_expires_at = NULL,
+        updated_at = now(),
+        last_fingerprint = e.fingerprint,
+        errors = job_append_error(j.errors, jsonb_build_object(
+            'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', e.error,
+            'fingerprint', e.fingerprint), :keep_errors)
+    FROM (SELECT CAST(:error AS jsonb) AS error, job_fingerprint(CAST(:error AS jsonb)) AS fingerprint) e
+    WHERE j.id = :id AND j.state = 'active' AND j.lease_id = :lease_id
+    RETURNING j.*, e.error AS attempt_error
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, error,
+                             fingerprint, http_status)
+    SELECT id, attempts, worker_id, lease_id, started_at, now(), heartbeats, job_attempt_outcome(state, attempt_error),
+           attempt_error, last_fingerprint, CAST(:http_status AS integer)
+    FROM nacked WHERE CAST(:ledger AS boolean)
+)
+SELECT * FROM nacked;
 
 -- name: job_nack_many
 -- The batch form of job_nack; answers the ids that were nacked and where they went.
-UPDATE job j
-SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
-    run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
-             THEN now() + make_interval(secs => coalesce(i.retry_in_s,
-                  job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
-                                j.backoff_jitter)))
-             ELSE j.run_at END,
-    finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
-                  THEN NULL ELSE now() END,
-    lease_expires_at = NULL,
-    updated_at = now(),
-    errors = job_append_error(j.errors, jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', CAST(i.error AS jsonb)), :keep_errors)
-FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS text[]),
-            CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
-     AS i(id, lease_id, error, retryable, retry_in_s)
-WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts, j.flow_key;
+WITH nacked AS (
+    UPDATE job j
+    SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
+        run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
+                 THEN now() + make_interval(secs => coalesce(i.retry_in_s,
+                      job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
+                                    j.backoff_jitter)))
+                 ELSE j.run_at END,
+        finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
+                      THEN NULL ELSE now() END,
+        lease_expires_at = NULL,
+        updated_at = now(),
+        last_fingerprint = i.fingerprint,
+        errors = job_append_error(j.errors, jsonb_build_object(
+            'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error,
+            'fingerprint', i.fingerprint), :keep_errors)
+    FROM (SELECT u.id, u.lease_id, CAST(u.error AS jsonb) AS error, u.retryable, u.retry_in_s,
+                 job_fingerprint(CAST(u.error AS jsonb)) AS fingerprint
+          FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS uuid[]), CAST(:errors AS text[]),
+                      CAST(:retryables AS boolean[]), CAST(:retry_ins_s AS double precision[]))
+               AS u(id, lease_id, error, retryable, retry_in_s)) AS i
+    WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+    RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts, j.lease_id,
+              j.heartbeats, j.flow_key, i.error, i.fingerprint
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome, error,
+                             fingerprint)
+    SELECT id, attempts, worker_id, lease_id, started_at, now(), heartbeats, job_attempt_outcome(state, error), error,
+           fingerprint
+    FROM nacked WHERE CAST(:ledger AS boolean)
+)
+SELECT id, queue, type, state, started_at, worker_id, correlation_id, attempts, flow_key FROM nacked;
 
 -- name: job_next_run_at
 -- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it.
@@ -651,22 +773,32 @@ WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
 
 -- name: job_release
 -- Give a leased job back unrun (a worker shutting down): the attempt is returned and no error is
--- recorded. A job whose cancel was requested ends cancelled instead.
-UPDATE job
-SET state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,
-    attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
-    run_at = now() + make_interval(secs => coalesce(CAST(:delay_s AS double precision), 0)),
-    finished_at = CASE WHEN cancel_requested THEN now() END,
-    lease_expires_at = NULL,
-    updated_at = now()
-WHERE id = :id AND state = 'active' AND lease_id = :lease_id
-RETURNING *;
+-- recorded. A job whose cancel was requested ends cancelled instead. The ledger keeps the attempt.
+WITH released AS (
+    UPDATE job
+    SET state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,
+        attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
+        run_at = now() + make_interval(secs => coalesce(CAST(:delay_s AS double precision), 0)),
+        finished_at = CASE WHEN cancel_requested THEN now() END,
+        lease_expires_at = NULL,
+        updated_at = now()
+    WHERE id = :id AND state = 'active' AND lease_id = :lease_id
+    RETURNING *
+),
+ledger AS (
+    INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome)
+    SELECT id, CASE WHEN state = 'cancelled' THEN attempts ELSE attempts + 1 END, worker_id, lease_id, started_at,
+           now(), heartbeats, CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'released' END
+    FROM released WHERE CAST(:ledger AS boolean)
+)
+SELECT * FROM released;
 
 -- name: job_replay
 -- Send a dead or cancelled job back to pending with fresh attempts; its error history stays.
 UPDATE job
 SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, cancel_requested = false,
-    result = NULL, progress = NULL, lease_expires_at = NULL, updated_at = now()
+    result = NULL, progress = NULL, lease_expires_at = NULL, updated_at = now(),
+    replays = replays + 1
 WHERE id = :id AND state IN ('dead', 'cancelled')
 RETURNING *;
 

@@ -2,16 +2,20 @@
 -- Live jobs per queue and state, for the metrics gauges. Each arm's WHERE matches one partial index
 -- (job_scheduled, job_lease_expiry, job_dead), so the succeeded and cancelled jobs kept for retention,
 -- usually the bulk of the table, are never read. Configured queues without live jobs answer zeros.
+-- Dead jobs also count their fingerprint groups and the largest one (job_dead_fingerprint).
 SELECT queue, state, count(*) AS jobs,
        count(*) FILTER (WHERE run_at <= now()) AS ready,
-       coalesce(max(extract(epoch FROM now() - run_at)) FILTER (WHERE run_at <= now()), 0) AS oldest_ready_age_s
+       coalesce(max(extract(epoch FROM now() - run_at)) FILTER (WHERE run_at <= now()), 0) AS oldest_ready_age_s,
+       0 AS dlq_groups, 0 AS dlq_largest_group
 FROM job WHERE state IN ('pending', 'retrying') GROUP BY queue, state
 UNION ALL
-SELECT queue, 'active', count(*), 0, 0 FROM job WHERE state = 'active' GROUP BY queue
+SELECT queue, 'active', count(*), 0, 0, 0, 0 FROM job WHERE state = 'active' GROUP BY queue
 UNION ALL
-SELECT queue, 'dead', count(*), 0, 0 FROM job WHERE state = 'dead' GROUP BY queue
+SELECT queue, 'dead', sum(n), 0, 0, count(*), max(n)
+FROM (SELECT queue, last_fingerprint, count(*) AS n FROM job WHERE state = 'dead' GROUP BY queue, last_fingerprint) AS g
+GROUP BY queue
 UNION ALL
-SELECT name, 'pending', 0, 0, 0 FROM queue;
+SELECT name, 'pending', 0, 0, 0, 0, 0 FROM queue;
 
 -- name: stats_queue_keys
 -- Flow keys per queue (never per key: keys are unbounded): keys with jobs leasable now, keys at
