@@ -33,7 +33,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per case; the median is reported (default 3, quick 1)")
     p.add_argument("--jobs", type=int, help="jobs per scenario (default 20,000)")
     p.add_argument("--duration", type=float, help="steady-state seconds (default 30)")
-    p.add_argument("--broker-workers", type=int, default=2, help="uvicorn processes (jobbroker serve --workers)")
+    p.add_argument(
+        "--broker-workers", type=int, help="experiments only: serve --workers N (default: none, as make serve)"
+    )
     p.add_argument("--only", help="comma-separated scenario keys, e.g. drain,steady,wake")
     p.add_argument("--systems", help="comma-separated systems, e.g. jobbroker,raw")
     p.add_argument("--no-peers", action="store_true", help="skip procrastinate and pgqueuer")
@@ -114,10 +116,11 @@ def main() -> None:
     runs = args.runs or (1 if args.quick or args.soak else 3)
     selected = [soak_case(c, args.soak_seconds)] if args.soak else select(cases(c), args)
     db = BenchDatabase(args.admin_url)
-    env = report.environment(args.admin_url, args.broker_workers)
-    print(f"jobbroker bench: {len(selected)} cases x {runs} runs; load {env['loadavg_start']}", flush=True)
-    asyncio.run(db.create(peers=c.peers and not args.soak))
     broker = BrokerServer(db.url, args.broker_workers)
+    env = report.environment(args.admin_url, broker.processes, broker.command)
+    print(f"jobbroker bench: {len(selected)} cases x {runs} runs; load {env['loadavg_start']}", flush=True)
+    print(f"broker: {' '.join(broker.command)} ({broker.processes} processes), as make serve", flush=True)
+    asyncio.run(db.create(peers=c.peers and not args.soak))
     try:
         broker.start()
         rows = run_cases(selected, runs, db, broker)

@@ -15,7 +15,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[1]
 
 
-def environment(admin_url: str, broker_workers: int) -> dict[str, Any]:
+def environment(admin_url: str, broker_workers: int, broker_command: list[str]) -> dict[str, Any]:
     async def pg() -> dict[str, str]:
         conn = await asyncpg.connect(admin_url)
         try:
@@ -29,6 +29,7 @@ def environment(admin_url: str, broker_workers: int) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
         "broker_workers": broker_workers,
+        "broker_command": " ".join([Path(broker_command[0]).name, *broker_command[1:]]),
         "postgres": asyncio.run(pg()),
         "versions": {p: _version(p) for p in ("jobbroker", "procrastinate", "pgqueuer", "asyncpg", "uvicorn")},
         "git_commit": commit.strip(),
@@ -168,8 +169,8 @@ def markdown(results_dir: Path) -> str:
         parts += [
             f"## Latest {kind} run: `{path.name}`",
             "",
-            f"Command: `{doc['command']}` (commit {env['git_commit']}, `jobbroker serve --workers "
-            f"{env['broker_workers']}`, {env['cpus']} cores, PostgreSQL {env['postgres']['server_version']} "
+            f"Command: `{doc['command']}` (commit {env['git_commit']}, broker `{_broker(env)}`, "
+            f"{env['cpus']} cores, PostgreSQL {env['postgres']['server_version']} "
             f"with synchronous_commit={env['postgres']['synchronous_commit']}; load average "
             f"{_load(env['loadavg_start'])} at start, {_load(env['loadavg_end'])} at end; "
             f"median of {doc['runs']} run(s)).",
@@ -185,6 +186,12 @@ def markdown(results_dir: Path) -> str:
     if notes.exists():
         parts += [notes.read_text().rstrip(), ""]
     return "\n".join(parts)
+
+
+def _broker(env: dict[str, Any]) -> str:
+    """How the run started the broker; runs before `broker_command` was recorded passed --workers."""
+    command = env.get("broker_command") or f"jobbroker serve --workers {env['broker_workers']}"
+    return f"{command}, {env['broker_workers']} processes"
 
 
 def _load(avg: list[float]) -> str:
