@@ -83,8 +83,8 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 # A statement that fails is logged by Postgres without its parameters (the default, pinned here
 # against a server-wide change): they can hold payloads and signing secrets.
 SESSION = {"plan_cache_mode": "force_custom_plan", "jit": "off", "log_parameter_max_length_on_error": "0"}
-# Lease sessions (see Database) also never sort.
-LEASE_SESSION = {**SESSION, "enable_sort": "off"}
+# Lease sessions (see Database) also never sort, incrementally or not.
+LEASE_SESSION = {**SESSION, "enable_sort": "off", "enable_incremental_sort": "off"}
 DEFAULT_SCHEMA = DbSettings().schema_name
 
 
