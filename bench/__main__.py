@@ -51,7 +51,16 @@ def parse_args() -> argparse.Namespace:
 def config(args: argparse.Namespace) -> Config:
     c = Config(peers=not args.no_peers)
     if args.quick:
-        c = replace(c, jobs=2000, duration_s=5, wake_jobs=50)
+        c = replace(
+            c,
+            jobs=2000,
+            duration_s=5,
+            wake_jobs=50,
+            delayed=20_000,
+            backlog=100_000,
+            other_backlog=20_000,
+            empty_leases=200,
+        )
     if args.jobs:
         c = replace(c, jobs=args.jobs)
     if args.duration:
@@ -74,7 +83,7 @@ def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: Broker
         by_key.setdefault(case.key, []).append(case)
     rows = []
     for key, group in by_key.items():
-        samples: dict[str, list[dict[str, Any]]] = {c.system: [] for c in group}
+        samples: dict[str, list[dict[str, Any]]] = {c.name: [] for c in group}
         for n in range(runs):
             for case in group if n % 2 == 0 else reversed(group):
                 reset(db, case.system, case.prefill)
@@ -82,17 +91,18 @@ def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: Broker
                 rss_before = broker.rss_mb()
                 answer = run_load({"system": case.system, "scenario": case.scenario, "params": params}, broker, 30)
                 answer["rss_mb"] = [rss_before, broker.rss_mb()]
-                samples[case.system].append(answer)
-                print(f"  {key:12} {case.system:14} run {n + 1}: {report.brief(answer)}", flush=True)
+                samples[case.name].append(answer)
+                print(f"  {key:13} {case.name:24} run {n + 1}: {report.brief(answer)}", flush=True)
         for case in group:
             rows.append(
                 {
                     "key": key,
                     "title": case.title,
-                    "system": case.system,
+                    "system": case.name,
                     "params": case.params,
-                    "median": median(samples[case.system]),
-                    "runs": samples[case.system],
+                    "prefill": case.prefill,
+                    "median": median(samples[case.name]),
+                    "runs": samples[case.name],
                 }
             )
     return rows

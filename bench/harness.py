@@ -20,13 +20,14 @@ import asyncpg
 import httpx
 import psutil
 
+from bench import backlog
 from bench.cpu import process_tree
-from bench.systems import pgqueuer_peer, procrastinate_peer, raw
+from bench.systems import minimal, pgqueuer_peer, procrastinate_peer, raw
 from jobbroker.settings import Settings
 from jobbroker.store import migrate
 
 REPO = Path(__file__).resolve().parents[1]
-PREFILL = {"jobbroker": raw.prefill, "raw": raw.prefill, "sdk": raw.prefill}
+PREFILL = {"jobbroker": raw.prefill, "raw": raw.prefill, "sdk": raw.prefill, "minimal": minimal.prefill}
 PEER_PREFILL = {"procrastinate": procrastinate_peer.prefill, "pgqueuer": pgqueuer_peer.prefill}
 
 
@@ -49,6 +50,7 @@ class BenchDatabase:
         finally:
             await conn.close()
         await migrate.upgrade(self.url)
+        await minimal.install(self.url)
         if peers:
             await procrastinate_peer.install(self.url)
             await pgqueuer_peer.install(self.url)
@@ -60,7 +62,7 @@ class BenchDatabase:
         finally:
             await conn.close()
 
-    async def reset(self, system: str, prefill: int) -> None:
+    async def reset(self, system: str, prefill: int | dict[str, Any]) -> None:
         """Empty every system's tables, load `prefill` jobs for `system`, and checkpoint so that a
         checkpoint triggered by the previous run does not land in this one."""
         conn = await asyncpg.connect(self.url)
@@ -71,10 +73,13 @@ class BenchDatabase:
                 " OR (schemaname = 'public' AND (tablename LIKE 'procrastinate%' OR tablename LIKE 'pgqueuer%')"
                 " AND tablename NOT LIKE '%version%')"
             )
-            await conn.execute(f"TRUNCATE {', '.join(t['name'] for t in tables)} CASCADE")
+            names = [*(t["name"] for t in tables), *minimal.TABLES]
+            await conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
         finally:
             await conn.close()
-        if prefill:
+        if isinstance(prefill, dict):
+            await backlog.fill(self.url, prefill)
+        elif prefill:
             await {**PREFILL, **PEER_PREFILL}[system](self.url, prefill)
         conn = await asyncpg.connect(self.url)
         try:
@@ -186,5 +191,5 @@ def run_load(spec: dict[str, Any], broker: BrokerServer | None, sample_rss_every
     return answer
 
 
-def reset(db: BenchDatabase, system: str, prefill: int) -> None:
+def reset(db: BenchDatabase, system: str, prefill: int | dict[str, Any]) -> None:
     asyncio.run(db.reset(system, prefill))
