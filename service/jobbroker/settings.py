@@ -63,6 +63,10 @@ class DbSettings(BaseModel):
     pool_max_size: int = Field(20, ge=1, le=500)
     # Lease statements have a pool of their own (see store/db.py).
     lease_pool_max_size: int = Field(10, ge=1, le=500)
+    # A lease's commit does not wait for its WAL flush: a crash may forget a lease, which only
+    # delivers its job again (at-least-once allows that), while enqueues and acks stay durable;
+    # an ack's own flush covers the lease before it. "on" makes leases wait too.
+    lease_synchronous_commit: Literal["off", "local", "remote_write", "on", "remote_apply"] = "off"
     # PgBouncer in transaction mode cannot keep prepared statements: set 0 there.
     statement_cache_size: int = Field(256, ge=0, le=10_000)
     command_timeout_s: float = Field(30, gt=0, le=600)

@@ -193,3 +193,28 @@ async def test_delayed_jobs_cost_a_lease_nothing(fresh_database: Callable[[], Aw
         # The index grows a level (a buffer more per descent); walking the 20,000 new delayed jobs
         # would read over a hundred more.
         assert after <= before * 1.5 + 2, reads
+
+
+async def test_only_lease_sessions_commit_without_waiting_for_the_flush(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await fresh_database()
+    for setting, lease_commit in (
+        (DbSettings(pool_min_size=0), "off"),
+        (DbSettings(lease_synchronous_commit="on"), "on"),
+    ):
+        db = Database(url, setting)
+        await db.open()
+        try:
+            async with db.lease_connection() as conn:
+                assert await conn.fetchval("SHOW synchronous_commit") == lease_commit
+            async with db.connection() as conn:
+                server_default = await conn.fetchval(
+                    "SELECT boot_val FROM pg_settings WHERE name = 'synchronous_commit'"
+                )
+                assert (
+                    await conn.fetchval("SELECT source FROM pg_settings WHERE name = 'synchronous_commit'") != "client"
+                )
+                assert server_default == "on"
+        finally:
+            await db.close()
