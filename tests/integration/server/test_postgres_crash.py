@@ -117,7 +117,7 @@ async def test_acknowledged_enqueues_and_acks_survive_a_postgres_crash(own_postg
                 return (await http.get("/readyz")).status_code == 200
 
             await eventually(ready, within_s=30)
-            stored = {str(r["id"]): r["state"] for r in await _rows(url, "SELECT id, state FROM job")}
+            stored = {str(r["id"]): r["state"] for r in await _rows(url, "SELECT id, state FROM jobbroker.job")}
             lost = enqueued - stored.keys()
             assert not lost, f"{len(lost)} acknowledged enqueues were lost"
             not_done = {i for i in acked if stored[i] != "succeeded"}
