@@ -192,7 +192,11 @@ def _mark(ok: bool, text: str) -> str:
 
 def markdown(results_dir: Path) -> str:
     """docs/benchmarks.md from the latest full run (and the latest soak run, if any)."""
-    latest = {kind: _latest(results_dir, kind) for kind in ("full", "soak")}
+    latest = {kind: _latest(results_dir, kind) for kind in ("full", "soak", "quick")}
+    # A quick run is shown only while it is newer than the latest full run (a smoke test's figures,
+    # until a full run replaces them).
+    if latest["quick"] is not None and latest["full"] is not None and latest["quick"].name < latest["full"].name:
+        latest["quick"] = None
     parts = [(REPO / "bench" / "README.md").read_text().rstrip(), ""]
     for kind, path in latest.items():
         if path is None:

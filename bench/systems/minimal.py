@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 
 from bench.common import JOB_TYPE, QUEUE, Flow, Window, payload, result, run_until, split, steady_result
 from jobbroker.store.db import LEASE_SESSION, SESSION
@@ -165,7 +166,7 @@ async def steady(p: dict[str, Any], window: Window) -> dict[str, Any]:
                 await asyncio.sleep(0.002)
                 continue
             await _ack(conn, rows)
-            flow.done([r["payload"]["t"] for r in rows])
+            flow.done([_sent_at(r) for r in rows])
 
     async def vacuum() -> None:
         while True:
@@ -180,6 +181,12 @@ async def steady(p: dict[str, Any], window: Window) -> dict[str, Any]:
     await window.stop()
     await _close([*producers, *workers, maintenance])
     return steady_result(window, flow)
+
+
+def _sent_at(row: asyncpg.Record) -> float:
+    """The producer's timestamp in a leased job's payload, which the broker's codec reads as raw
+    JSON text (an orjson.Fragment, never decoded on the broker's path)."""
+    return orjson.loads(orjson.dumps(row["payload"]))["t"]
 
 
 async def _close(conns: list[asyncpg.Connection]) -> None:
