@@ -60,6 +60,7 @@ def config(args: argparse.Namespace) -> Config:
             backlog=100_000,
             other_backlog=20_000,
             empty_leases=200,
+            procrastinate_drain_jobs=500,
         )
     if args.jobs:
         c = replace(c, jobs=args.jobs)
