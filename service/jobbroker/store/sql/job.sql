@@ -679,45 +679,10 @@ WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
 RETURNING j.id, j.queue, j.type, j.state, j.started_at, j.worker_id, j.correlation_id, j.attempts, j.flow_key;
 
 -- name: job_next_run_at
--- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it: the
--- earliest future run_at of each priority, skipping from priority to priority as job_lease does
--- (one index descent each, however many jobs are ready or delayed), in job_ready for jobs without
--- a flow key and in job_ready_keyed_fifo, of the same shape, for keyed ones.
-WITH RECURSIVE priority AS (
-    (SELECT priority FROM job
-     WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL ORDER BY priority LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.priority FROM job j
-            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NULL
-              AND j.priority > p.priority
-            ORDER BY j.priority LIMIT 1)
-    FROM priority p WHERE p.priority IS NOT NULL
-),
-keyed_priority AS (
-    (SELECT priority FROM job
-     WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL ORDER BY priority LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.priority FROM job j
-            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NOT NULL
-              AND j.priority > p.priority
-            ORDER BY j.priority LIMIT 1)
-    FROM keyed_priority p WHERE p.priority IS NOT NULL
-)
-SELECT min(d.run_at) FROM (
-    SELECT n.run_at FROM priority p CROSS JOIN LATERAL (
-        SELECT run_at FROM job
-        WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL
-          AND priority = p.priority AND run_at > now()
-        ORDER BY run_at LIMIT 1
-    ) n
-    UNION ALL
-    SELECT n.run_at FROM keyed_priority p CROSS JOIN LATERAL (
-        SELECT run_at FROM job
-        WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NOT NULL
-          AND priority = p.priority AND run_at > now()
-        ORDER BY run_at LIMIT 1
-    ) n
-) d;
+-- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it: the start
+-- of the range run_at > now() in job_scheduled (queue, run_at), which holds every waiting job.
+SELECT min(run_at) FROM job
+WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
 
 -- name: job_release
 -- Give a leased job back unrun (a worker shutting down): the attempt is returned and no error is
