@@ -33,7 +33,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per case; the median is reported (default 3, quick 1)")
     p.add_argument("--jobs", type=int, help="jobs per scenario (default 20,000)")
     p.add_argument("--duration", type=float, help="steady-state seconds (default 30)")
-    p.add_argument("--broker-workers", type=int, default=2, help="uvicorn processes (jobbroker serve --workers)")
+    p.add_argument(
+        "--broker-workers", type=int, help="experiments only: serve --workers N (default: none, as make serve)"
+    )
     p.add_argument("--only", help="comma-separated scenario keys, e.g. drain,steady,wake")
     p.add_argument("--systems", help="comma-separated systems, e.g. jobbroker,raw")
     p.add_argument("--no-peers", action="store_true", help="skip procrastinate and pgqueuer")
@@ -49,7 +51,17 @@ def parse_args() -> argparse.Namespace:
 def config(args: argparse.Namespace) -> Config:
     c = Config(peers=not args.no_peers)
     if args.quick:
-        c = replace(c, jobs=2000, duration_s=5, wake_jobs=50)
+        c = replace(
+            c,
+            jobs=2000,
+            duration_s=5,
+            wake_jobs=50,
+            delayed=20_000,
+            backlog=100_000,
+            other_backlog=20_000,
+            empty_leases=200,
+            procrastinate_drain_jobs=500,
+        )
     if args.jobs:
         c = replace(c, jobs=args.jobs)
     if args.duration:
@@ -72,7 +84,7 @@ def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: Broker
         by_key.setdefault(case.key, []).append(case)
     rows = []
     for key, group in by_key.items():
-        samples: dict[str, list[dict[str, Any]]] = {c.system: [] for c in group}
+        samples: dict[str, list[dict[str, Any]]] = {c.name: [] for c in group}
         for n in range(runs):
             for case in group if n % 2 == 0 else reversed(group):
                 reset(db, case.system, case.prefill)
@@ -80,17 +92,18 @@ def run_cases(selected: list[Case], runs: int, db: BenchDatabase, broker: Broker
                 rss_before = broker.rss_mb()
                 answer = run_load({"system": case.system, "scenario": case.scenario, "params": params}, broker, 30)
                 answer["rss_mb"] = [rss_before, broker.rss_mb()]
-                samples[case.system].append(answer)
-                print(f"  {key:12} {case.system:14} run {n + 1}: {report.brief(answer)}", flush=True)
+                samples[case.name].append(answer)
+                print(f"  {key:13} {case.name:24} run {n + 1}: {report.brief(answer)}", flush=True)
         for case in group:
             rows.append(
                 {
                     "key": key,
                     "title": case.title,
-                    "system": case.system,
+                    "system": case.name,
                     "params": case.params,
-                    "median": median(samples[case.system]),
-                    "runs": samples[case.system],
+                    "prefill": case.prefill,
+                    "median": median(samples[case.name]),
+                    "runs": samples[case.name],
                 }
             )
     return rows
@@ -114,10 +127,11 @@ def main() -> None:
     runs = args.runs or (1 if args.quick or args.soak else 3)
     selected = [soak_case(c, args.soak_seconds)] if args.soak else select(cases(c), args)
     db = BenchDatabase(args.admin_url)
-    env = report.environment(args.admin_url, args.broker_workers)
-    print(f"jobbroker bench: {len(selected)} cases x {runs} runs; load {env['loadavg_start']}", flush=True)
-    asyncio.run(db.create(peers=c.peers and not args.soak))
     broker = BrokerServer(db.url, args.broker_workers)
+    env = report.environment(args.admin_url, broker.processes, broker.command)
+    print(f"jobbroker bench: {len(selected)} cases x {runs} runs; load {env['loadavg_start']}", flush=True)
+    print(f"broker: {' '.join(broker.command)} ({broker.processes} processes), as make serve", flush=True)
+    asyncio.run(db.create(peers=c.peers and not args.soak))
     try:
         broker.start()
         rows = run_cases(selected, runs, db, broker)

@@ -111,4 +111,8 @@ async def run_until(deadline_tasks: list[asyncio.Task[Any]], flow: Flow) -> None
     flow.acked_in_time = flow.acked
     for task in deadline_tasks:
         task.cancel()
-    await asyncio.gather(*deadline_tasks, return_exceptions=True)
+    outcomes = await asyncio.gather(*deadline_tasks, return_exceptions=True)
+    # A producer or worker that failed would otherwise only show as a low figure.
+    failed = [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, asyncio.CancelledError)]
+    if failed:
+        raise failed[0]

@@ -13,7 +13,7 @@
   against what FIFO order would give (the big backlog first, at the unkeyed drain's rate).
 
 Jobs are preloaded with one INSERT per scenario (the enqueue path is bench's `enqueue`); the
-broker runs as bench runs it (`jobbroker serve --workers N`, log level warning). The load
+broker runs as bench runs it (exactly as `make serve` starts it, at its defaults). The load
 generator runs in this process.
 """
 
@@ -184,7 +184,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--small-jobs", type=int, default=100)
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--broker-workers", type=int, default=2)
+    p.add_argument("--broker-workers", type=int, help="experiments only (default: as make serve)")
     p.add_argument("--runs", type=int, default=1)
     return p.parse_args()
 

@@ -20,12 +20,14 @@ import asyncpg
 import httpx
 import psutil
 
+from bench import backlog
 from bench.cpu import process_tree
-from bench.systems import pgqueuer_peer, procrastinate_peer, raw
+from bench.systems import minimal, pgqueuer_peer, procrastinate_peer, raw
+from jobbroker.settings import Settings
 from jobbroker.store import migrate
 
 REPO = Path(__file__).resolve().parents[1]
-PREFILL = {"jobbroker": raw.prefill, "raw": raw.prefill, "sdk": raw.prefill}
+PREFILL = {"jobbroker": raw.prefill, "raw": raw.prefill, "sdk": raw.prefill, "minimal": minimal.prefill}
 PEER_PREFILL = {"procrastinate": procrastinate_peer.prefill, "pgqueuer": pgqueuer_peer.prefill}
 
 
@@ -48,6 +50,7 @@ class BenchDatabase:
         finally:
             await conn.close()
         await migrate.upgrade(self.url)
+        await minimal.install(self.url)
         if peers:
             await procrastinate_peer.install(self.url)
             await pgqueuer_peer.install(self.url)
@@ -59,7 +62,7 @@ class BenchDatabase:
         finally:
             await conn.close()
 
-    async def reset(self, system: str, prefill: int) -> None:
+    async def reset(self, system: str, prefill: int | dict[str, Any]) -> None:
         """Empty every system's tables, load `prefill` jobs for `system`, and checkpoint so that a
         checkpoint triggered by the previous run does not land in this one."""
         conn = await asyncpg.connect(self.url)
@@ -70,10 +73,13 @@ class BenchDatabase:
                 " OR (schemaname = 'public' AND (tablename LIKE 'procrastinate%' OR tablename LIKE 'pgqueuer%')"
                 " AND tablename NOT LIKE '%version%')"
             )
-            await conn.execute(f"TRUNCATE {', '.join(t['name'] for t in tables)} CASCADE")
+            names = [*(t["name"] for t in tables), *minimal.TABLES]
+            await conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
         finally:
             await conn.close()
-        if prefill:
+        if isinstance(prefill, dict):
+            await backlog.fill(self.url, prefill)
+        elif prefill:
             await {**PREFILL, **PEER_PREFILL}[system](self.url, prefill)
         conn = await asyncpg.connect(self.url)
         try:
@@ -90,9 +96,14 @@ def free_port() -> int:
 
 
 class BrokerServer:
-    """`jobbroker serve --workers N`, as production runs it."""
+    """The broker exactly as `make serve` starts it: `.venv/bin/jobbroker serve` at its defaults.
 
-    def __init__(self, database_url: str, workers: int, env: dict[str, str] | None = None) -> None:
+    Its environment is the bench's own without any JOBBROKER_* variable, plus the two a run must
+    choose: the database made for the run and a free port. `workers` (--broker-workers) is for
+    experiments only; a default run passes no option.
+    """
+
+    def __init__(self, database_url: str, workers: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -100,22 +111,30 @@ class BrokerServer:
             **{k: v for k, v in os.environ.items() if not k.startswith("JOBBROKER_")},
             "JOBBROKER_DATABASE_URL": database_url,
             "JOBBROKER_PORT": str(self.port),
-            "JOBBROKER_LOG_LEVEL": "warning",
-            **(env or {}),
         }
         self.log = tempfile.NamedTemporaryFile(prefix="jobbroker-bench-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def command(self) -> list[str]:
+        """The Makefile's `serve` recipe, `$(BIN)/jobbroker serve`, in this venv."""
+        extra = ["--workers", str(self.workers)] if self.workers is not None else []
+        return [str(Path(sys.executable).parent / "jobbroker"), "serve", *extra]
+
+    @property
+    def processes(self) -> int:
+        """The worker processes it runs: as `serve` resolves its defaults with no JOBBROKER_* set."""
+        return self.workers if self.workers is not None else Settings(workers="auto").serve_workers()
+
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "jobbroker", "serve", "--workers", str(self.workers)]
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited: {Path(self.log.name).read_text()[-3000:]}")
             try:
                 # With several workers, uvicorn's supervisor process comes on top of them.
-                spawned = self.workers == 1 or len(self.pids()) > self.workers
+                spawned = self.processes == 1 or len(self.pids()) > self.processes
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200 and spawned:
                     return
             except httpx.TransportError:
@@ -172,5 +191,5 @@ def run_load(spec: dict[str, Any], broker: BrokerServer | None, sample_rss_every
     return answer
 
 
-def reset(db: BenchDatabase, system: str, prefill: int) -> None:
+def reset(db: BenchDatabase, system: str, prefill: int | dict[str, Any]) -> None:
     asyncio.run(db.reset(system, prefill))

@@ -20,6 +20,7 @@ from bench.cpu import CpuMeter
 MODULES = {
     "jobbroker": "bench.systems.jobbroker",
     "raw": "bench.systems.raw",
+    "minimal": "bench.systems.minimal",
     "procrastinate": "bench.systems.procrastinate_peer",
     "pgqueuer": "bench.systems.pgqueuer_peer",
     "sdk": "bench.systems.sdk",

@@ -47,6 +47,8 @@ class BrokerProcess:
             "JOBBROKER_DATABASE_URL": self.database_url,
             "JOBBROKER_PORT": str(self.port),
             "JOBBROKER_LEASE__REAPER_INTERVAL_S": "0.1",
+            # One process (serve's default is one per CPU): a SIGKILL then takes the whole broker down.
+            "JOBBROKER_WORKERS": "1",
             **self.env,
         }
         self.proc = subprocess.Popen(

@@ -37,14 +37,19 @@ async def enqueue(p: dict[str, Any], window: Window) -> dict[str, Any]:
 
 
 async def drain(p: dict[str, Any], window: Window) -> dict[str, Any]:
-    """K workers lease `batch` at a time and ack each lease's jobs in one POST /v1/acks."""
+    """K workers lease `batch` at a time and ack each lease's jobs in one POST /v1/acks, until the
+    queue is empty or `limit` jobs are acked (a backlog's first jobs). Latency: each lease request."""
     conns = await connect_many(p["url"], p["workers"])
     acked = 0
+    limit = p.get("limit") or float("inf")
+    leases: list[float] = []
 
     async def worker(conn: Connection, n: int) -> None:
         nonlocal acked
-        while True:
+        while acked < limit:
+            t = time.perf_counter()
             jobs = await _lease(conn, f"w{n}", p["batch"], 0)
+            leases.append(time.perf_counter() - t)
             if not jobs:
                 return
             await _ack_many(conn, jobs)
@@ -54,7 +59,23 @@ async def drain(p: dict[str, Any], window: Window) -> dict[str, Any]:
     await asyncio.gather(*(worker(c, n) for n, c in enumerate(conns)))
     await window.stop()
     _close(conns)
-    return result(window, acked, expected=p["jobs"])
+    return result(window, acked, expected=p.get("limit") or p["jobs"], latency=percentiles(leases))
+
+
+async def empty_leases(p: dict[str, Any], window: Window) -> dict[str, Any]:
+    """One worker leasing from a queue with nothing ready, `leases` times in a row (no waiting):
+    what polling an idle queue costs. The figure per second counts leases, not jobs."""
+    [conn] = await connect_many(p["url"], 1)
+    took: list[float] = []
+    await window.start()
+    for _ in range(p["leases"]):
+        t = time.perf_counter()
+        if await _lease(conn, "idle", p["batch"], 0):
+            raise RuntimeError("a job was ready in the queue meant to have none")
+        took.append(time.perf_counter() - t)
+    await window.stop()
+    _close([conn])
+    return result(window, p["leases"], latency=percentiles(took))
 
 
 async def unbatched(p: dict[str, Any], window: Window) -> dict[str, Any]:

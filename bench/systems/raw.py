@@ -159,7 +159,7 @@ async def steady(p: dict[str, Any], window: Window) -> dict[str, Any]:
                 await asyncio.sleep(0.002)
                 continue
             await _ack_many(conn, rows)
-            flow.done([r["payload"]["t"] for r in rows])
+            flow.done([_sent_at(r) for r in rows])
 
     tasks = [asyncio.create_task(producer(c)) for c in producers]
     tasks += [asyncio.create_task(worker(c, n)) for n, c in enumerate(workers)]
@@ -167,6 +167,12 @@ async def steady(p: dict[str, Any], window: Window) -> dict[str, Any]:
     await window.stop()
     await _close(producers + workers)
     return steady_result(window, flow)
+
+
+def _sent_at(row: asyncpg.Record) -> float:
+    """The producer's timestamp in a leased job's payload, which the broker's codec reads as raw
+    JSON text (an orjson.Fragment, never decoded on the broker's path)."""
+    return orjson.loads(orjson.dumps(row["payload"]))["t"]
 
 
 async def _close(conns: list[asyncpg.Connection]) -> None:

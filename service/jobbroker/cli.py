@@ -52,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
     from jobbroker.store import migrate
 
     settings = Settings()
-    logs.configure(settings.log_format, settings.log_level, settings.log_job_events)
+    logs.configure(settings.log_format, settings.log_level, settings.job_events_logged())
     host = args.host or settings.host
     try:
         keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
@@ -63,7 +63,7 @@ def serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"jobbroker: {refusal}", file=sys.stderr)
         return 2
-    workers = args.workers or settings.workers
+    workers = args.workers or settings.serve_workers()
     if workers > 1:
         # Each worker process counts its own requests and jobs; scrapes sum them from this directory.
         metrics.prepare_multiprocess_dir()
@@ -81,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         workers=workers,
         log_level=settings.log_level,
-        log_config=logs.config(settings.log_format, settings.log_level, settings.log_job_events),
+        log_config=logs.config(settings.log_format, settings.log_level, settings.job_events_logged()),
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the broker (embedded PostgreSQL when no database URL is set)")
     s.add_argument("--host", help="bind address (default JOBBROKER_HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default JOBBROKER_PORT or 8080)")
-    s.add_argument("--workers", type=int, help="processes (default JOBBROKER_WORKERS or 1)")
+    s.add_argument("--workers", type=int, help="processes (default JOBBROKER_WORKERS or one per CPU)")
     s.add_argument("--insecure", action="store_true", help="serve a non-loopback address with no API keys configured")
     s.set_defaults(run=serve)
     m = sub.add_parser("migrate", help="bring the database schema up to date")

@@ -52,3 +52,39 @@ def test_the_schema_defaults_to_jobbroker_and_comes_from_jobbroker_db__schema(mo
 def test_a_schema_name_that_is_not_a_plain_identifier_is_refused(schema: str) -> None:
     with pytest.raises(ValidationError, match="schema"):
         Settings(db={"schema": schema})
+
+
+def test_serve_starts_one_process_per_usable_cpu_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import os
+
+    from jobbroker import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "CGROUP_CPU_MAX", tmp_path / "none")
+    assert Settings().workers == "auto"
+    assert Settings().serve_workers() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("JOBBROKER_WORKERS", "3")
+    assert Settings().serve_workers() == 3
+    monkeypatch.setenv("JOBBROKER_WORKERS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+@pytest.mark.parametrize(("cpu_max", "limit"), [("max 100000", None), ("150000 100000", 2), ("50000 100000", 1)])
+def test_a_container_cpu_limit_caps_the_automatic_process_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, cpu_max: str, limit: int | None
+) -> None:
+    import os
+
+    from jobbroker import settings as settings_module
+
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    monkeypatch.setattr(settings_module, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings().serve_workers() == (cpus if limit is None else min(cpus, limit))
+
+
+def test_job_event_lines_are_off_by_default_and_follow_a_debug_level() -> None:
+    assert Settings().job_events_logged() is False
+    assert Settings(log_level="debug").job_events_logged() is True
+    assert Settings(log_job_events=True).job_events_logged() is True
+    assert Settings(log_level="debug", log_job_events=False).job_events_logged() is False

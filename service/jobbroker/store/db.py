@@ -83,8 +83,8 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 # A statement that fails is logged by Postgres without its parameters (the default, pinned here
 # against a server-wide change): they can hold payloads and signing secrets.
 SESSION = {"plan_cache_mode": "force_custom_plan", "jit": "off", "log_parameter_max_length_on_error": "0"}
-# Lease sessions (see Database) also never sort.
-LEASE_SESSION = {**SESSION, "enable_sort": "off"}
+# Lease sessions (see Database) also never sort, incrementally or not.
+LEASE_SESSION = {**SESSION, "enable_sort": "off", "enable_incremental_sort": "off"}
 DEFAULT_SCHEMA = DbSettings().schema_name
 
 
@@ -116,6 +116,12 @@ class Database:
     statement cannot avoid (dealing a coalesced lease's few rows out) still run. Other statements
     keep the planner's free hand. Every session plans each statement anew and without JIT (see
     SESSION): a disabled sort alone adds enough to a plan's estimated cost to have it compiled.
+
+    Lease sessions commit without waiting for the WAL flush (db.lease_synchronous_commit, "off" by
+    default). A lease that a crash loses leaves its job as it was before, ready: it is delivered
+    again, which at-least-once delivery allows, and the worker's ack or nack of the lost lease
+    gets lease_lost. Nothing acknowledged is lost: enqueues, acks and nacks run on the other pool
+    and wait for their flush, which covers every earlier WAL record, the lease's included.
     """
 
     def __init__(self, url: str, settings: DbSettings) -> None:
@@ -133,7 +139,9 @@ class Database:
         self._lease_pool = await self._create_pool(
             min(self._settings.pool_min_size, self._settings.lease_pool_max_size),
             self._settings.lease_pool_max_size,
-            server_settings=in_schema(LEASE_SESSION, schema),
+            server_settings=in_schema(
+                {**LEASE_SESSION, "synchronous_commit": self._settings.lease_synchronous_commit}, schema
+            ),
         )
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:

@@ -31,7 +31,9 @@ SECRETS = (ADMIN_KEY, WORKER_KEY, WRONG_KEY, WEBHOOK_SECRET)
 @pytest.fixture(scope="module")
 async def logged_broker(fresh_database: Callable[[], Awaitable[str]]) -> AsyncIterator[BrokerProcess]:
     entries = ",".join([keys.entry(ADMIN_KEY, [Scope.ADMIN]), keys.entry(WORKER_KEY, [Scope.PRODUCE, Scope.CONSUME])])
-    broker = BrokerProcess(await fresh_database(), JOBBROKER_API_KEYS=entries, JOBBROKER_LOG_ACCESS="true")
+    broker = BrokerProcess(
+        await fresh_database(), JOBBROKER_API_KEYS=entries, JOBBROKER_LOG_ACCESS="true", JOBBROKER_LOG_JOB_EVENTS="true"
+    )
     await asyncio.to_thread(broker.start)
     yield broker
     await asyncio.to_thread(broker.stop)
@@ -154,3 +156,31 @@ async def test_an_unusable_request_id_is_replaced(logged_broker: BrokerProcess) 
     async with httpx.AsyncClient(base_url=logged_broker.url) as c:
         answer = await c.get("/healthz", headers={"X-Request-ID": "x" * 500})
     assert answer.headers["X-Request-ID"] != "x" * 500 and len(answer.headers["X-Request-ID"]) == 32
+
+
+async def test_by_default_only_the_warning_job_events_are_logged(fresh_database: Callable[[], Awaitable[str]]) -> None:
+    """At the defaults a job's routine events (enqueued, leased, acked, nacked to retry) write no
+    line; its move to the DLQ still does."""
+    broker = BrokerProcess(await fresh_database())
+    await asyncio.to_thread(broker.start)
+    try:
+        q = f"quiet-{uuid.uuid4().hex[:8]}"
+        async with httpx.AsyncClient(base_url=broker.url) as c:
+            acked = (await c.post(f"/v1/queues/{q}/jobs", json={"type": "t"})).json()["id"]
+            dead = (await c.post(f"/v1/queues/{q}/jobs", json={"type": "t", "max_attempts": 1})).json()["id"]
+            jobs = (await c.post(f"/v1/queues/{q}/leases", json={"worker_id": "w", "max_jobs": 2})).json()["jobs"]
+            by_id = {j["id"]: j for j in jobs}
+            ack = {"lease_id": by_id[acked]["lease_id"]}
+            assert (await c.post(f"/v1/jobs/{acked}/ack", json=ack)).status_code == 200
+            nack = {"lease_id": by_id[dead]["lease_id"], "error": {"message": "x"}}
+            assert (await c.post(f"/v1/jobs/{dead}/nack", json=nack)).status_code == 200
+
+        async def logged() -> bool:
+            return "dead" in events(log_lines(broker), dead)
+
+        await eventually(logged)
+        lines = log_lines(broker)
+        assert set(events(lines, dead)) == {"dead"}
+        assert events(lines, acked) == {}
+    finally:
+        await asyncio.to_thread(broker.stop)

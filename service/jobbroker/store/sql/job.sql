@@ -318,19 +318,39 @@ RETURNING id, lease_expires_at, cancel_requested;
 
 -- name: job_lease
 -- Take up to :max_jobs ready jobs. SKIP LOCKED over the job_ready index lets concurrent leases
--- take disjoint jobs without waiting; the ORDER BY matches that index (priority, run_at, id).
+-- take disjoint jobs without waiting; jobs go in that index's order (priority, run_at, id).
+-- The index holds delayed jobs too (pending with a future run_at), after the ready ones of their
+-- priority: one scan over (queue, priority, run_at) would walk every delayed job of a priority to
+-- reach the ready jobs of the next (200,000 delayed jobs: 12 ms instead of 0.5). So the lease
+-- skips from priority to priority (the `priority` CTE, one index descent each, lazily: it stops
+-- once :max_jobs are found) and reads each priority's range run_at <= now() alone. Its cost
+-- follows the distinct priorities that hold waiting jobs, never the number of delayed jobs.
 -- Paused and rate- or concurrency-limited queues are skipped unless the caller holds the queue's
 -- row lock and has sized :max_jobs to the limits (:limits_checked).
-WITH ready AS (
-    SELECT id FROM job
-    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL AND run_at <= now()
-      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
-      AND (CAST(:limits_checked AS boolean) OR NOT EXISTS (
-          SELECT 1 FROM queue q WHERE q.name = :queue
-            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL)))
-    ORDER BY priority, run_at, id
+WITH RECURSIVE priority AS (
+    (SELECT priority FROM job
+     WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL ORDER BY priority LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.priority FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NULL
+              AND j.priority > p.priority
+            ORDER BY j.priority LIMIT 1)
+    FROM priority p WHERE p.priority IS NOT NULL
+),
+ready AS (
+    SELECT r.id FROM priority p CROSS JOIN LATERAL (
+        SELECT id FROM job
+        WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL
+          AND priority = p.priority AND run_at <= now()
+          AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+        ORDER BY run_at, id
+        LIMIT :max_jobs
+        FOR UPDATE SKIP LOCKED
+    ) r
+    WHERE CAST(:limits_checked AS boolean) OR NOT EXISTS (
+        SELECT 1 FROM queue q WHERE q.name = :queue
+          AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
     LIMIT :max_jobs
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE job j
 SET state = 'active', attempts = j.attempts + 1, lease_id = gen_random_uuid(),
@@ -344,18 +364,32 @@ RETURNING j.*;
 
 -- name: job_lease_each
 -- Concurrent leases of one queue in one statement (the lease coalescer). Takes :total ready jobs
--- as job_lease does for an unlimited queue, then deals them out in lease order, taker by taker in
--- input order; each row answers its taker's ordinal.
-WITH ready AS (
-    SELECT id, priority, run_at FROM job
-    WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL AND run_at <= now()
-      AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
-      AND NOT EXISTS (
-          SELECT 1 FROM queue q WHERE q.name = :queue
-            AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
-    ORDER BY priority, run_at, id
+-- as job_lease does for an unlimited queue (priority by priority, see there), then deals them out
+-- in lease order, taker by taker in input order; each row answers its taker's ordinal.
+WITH RECURSIVE priority AS (
+    (SELECT priority FROM job
+     WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL ORDER BY priority LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.priority FROM job j
+            WHERE j.queue = :queue AND j.state IN ('pending', 'retrying') AND j.flow_key IS NULL
+              AND j.priority > p.priority
+            ORDER BY j.priority LIMIT 1)
+    FROM priority p WHERE p.priority IS NOT NULL
+),
+ready AS (
+    SELECT r.id, p.priority, r.run_at FROM priority p CROSS JOIN LATERAL (
+        SELECT id, run_at FROM job
+        WHERE queue = :queue AND state IN ('pending', 'retrying') AND flow_key IS NULL
+          AND priority = p.priority AND run_at <= now()
+          AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
+        ORDER BY run_at, id
+        LIMIT :total
+        FOR UPDATE SKIP LOCKED
+    ) r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM queue q WHERE q.name = :queue
+          AND (q.paused OR q.max_concurrency IS NOT NULL OR q.rate_limit_per_s IS NOT NULL))
     LIMIT :total
-    FOR UPDATE SKIP LOCKED
 ),
 taker AS (
     SELECT t.ord, t.worker_id, sum(t.max_jobs) OVER (ORDER BY t.ord) AS upto
@@ -767,7 +801,8 @@ ledger AS (
 SELECT id, queue, type, state, started_at, worker_id, correlation_id, attempts, flow_key FROM nacked;
 
 -- name: job_next_run_at
--- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it.
+-- When the next delayed job of a queue becomes ready, so a waiting lease can wake for it: the start
+-- of the range run_at > now() in job_scheduled (queue, run_at), which holds every waiting job.
 SELECT min(run_at) FROM job
 WHERE queue = :queue AND state IN ('pending', 'retrying') AND run_at > now();
 
