@@ -195,8 +195,12 @@ async def test_heartbeats_keep_a_handler_alive_past_its_visibility_timeout(broke
     job = await client.enqueue(queue, "long", max_attempts=5)
     async with Running(worker):
         await started.wait()
-        # The broker's reaper runs every 0.1s: without heartbeats the job would be leased again here.
-        for _ in range(6):
+        loop = asyncio.get_running_loop()
+        # Checked until well before the handler's 3.5 s are up, however slow a loaded machine makes
+        # each look. The broker's reaper runs every 0.1s: without heartbeats the job would be leased
+        # again here, its visibility timeout being 1 s.
+        until = loop.time() + 2.5
+        while loop.time() < until:
             await asyncio.sleep(0.5)
             assert await client.lease(queue, worker_id="thief", max_jobs=10) == []
             assert (await client.get_job(job.id)).state == "active"
