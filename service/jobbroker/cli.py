@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     url = _database_url(settings)
     # Worker processes build their own app from the environment, embedded URL included.
     os.environ["JOBBROKER_DATABASE_URL"] = url
-    asyncio.run(migrate.upgrade(url, settings.db.schema_name))
+    asyncio.run(migrate.upgrade_for(url, settings))
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL (stopped at exit) shut down with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -107,7 +107,7 @@ def migrate_cmd(_args: argparse.Namespace) -> int:
     from jobbroker.store import migrate
 
     settings = Settings()
-    asyncio.run(migrate.upgrade(_database_url(settings), settings.db.schema_name))
+    asyncio.run(migrate.upgrade_for(_database_url(settings), settings))
     print(f"jobbroker: schema at revision {migrate.head_revision()}")
     return 0
 
