@@ -226,6 +226,9 @@ BEGIN
                             format('is unknown (known: %s)', array_to_string(known, ', ')));
     END IF;
     IF jsonb_typeof(options -> 'run_at') = 'string' THEN
+        IF options ->> 'run_at' !~ '^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|z|[+-]\d\d(:?\d\d)?)?$' THEN
+            PERFORM job_invalid('enqueue', 'option run_at', format('must be an RFC 3339 time, not %s', options -> 'run_at'));
+        END IF;
         BEGIN
             -- RFC 3339; without an offset, UTC (as over HTTP).
             run_at := CASE WHEN options ->> 'run_at' ~ '(Z|z|[+-]\d\d(:?\d\d)?)$'
@@ -268,12 +271,12 @@ BEGIN
     RETURN jsonb_build_object(
         'type', type,
         'payload', payload,
-        'priority', job_option_number(options, 'priority', -32768, 32767, true),
+        'priority', CAST(job_option_number(options, 'priority', -32768, 32767, true) AS integer),
         'delay_seconds', job_option_number(options, 'delay_seconds', 0, 366 * 86400, false),
         'run_at', run_at,
-        'max_attempts', job_option_number(options, 'max_attempts', 1, 1000, true),
+        'max_attempts', CAST(job_option_number(options, 'max_attempts', 1, 1000, true) AS integer),
         'backoff', backoff,
-        'timeout_seconds', job_option_number(options, 'timeout_seconds', 1, 43200, true),
+        'timeout_seconds', CAST(job_option_number(options, 'timeout_seconds', 1, 43200, true) AS integer),
         'idempotency_key', job_option_text(options, 'idempotency_key', 255),
         'correlation_id', job_option_text(options, 'correlation_id', 255),
         'tags', tags);
