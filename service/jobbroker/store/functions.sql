@@ -370,7 +370,9 @@ BEGIN
 END
 $$;
 
--- Applications call only the functions they are granted (see `jobbroker grants`).
-REVOKE ALL ON FUNCTION enqueue(text, text, jsonb, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ack(bigint, uuid, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION nack(bigint, uuid, jsonb, boolean, double precision) FROM PUBLIC;
+-- Applications call only the functions they are granted (see `jobbroker grants`): none by default.
+DO $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', current_schema());
+END
+$$;
