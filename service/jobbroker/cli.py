@@ -156,7 +156,6 @@ def keys_create(args: argparse.Namespace) -> int:
 
 def grants_cmd(args: argparse.Namespace) -> int:
     from jobbroker.grants import statements
-
     from jobbroker.settings import DbSettings
 
     try:

@@ -20,7 +20,7 @@ async def roles(database_url: str) -> AsyncIterator[tuple[asyncpg.Connection, st
     """A superuser connection that runs `jobbroker grants`' output, and the two roles' names."""
     suffix = uuid.uuid4().hex[:8]
     producer, worker = f"app_enqueue_{suffix}", f"app_worker_{suffix}"
-    printed = subprocess.run(
+    printed = subprocess.run(  # noqa: ASYNC221 (a short CLI run before the test)
         [sys.executable, "-m", "jobbroker", "grants", "--enqueue-role", producer, "--worker-role", worker],
         check=True,
         capture_output=True,
