@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.database_url.get_secret_value()
         auth.warn_if_open(keys)
         if settings.db.migrate_on_start:
-            await migrate.upgrade(url, settings.db.schema_name)
+            await migrate.upgrade_for(url, settings)
         broker = Broker(settings, Database(url, settings.db))
         await broker.start()
         app.state.broker = broker

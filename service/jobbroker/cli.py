@@ -1,4 +1,4 @@
-"""The `jobbroker` command: serve, migrate, openapi, keys."""
+"""The `jobbroker` command: serve, migrate, openapi, grants, keys."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     url = _database_url(settings)
     # Worker processes build their own app from the environment, embedded URL included.
     os.environ["JOBBROKER_DATABASE_URL"] = url
-    asyncio.run(migrate.upgrade(url, settings.db.schema_name))
+    asyncio.run(migrate.upgrade_for(url, settings))
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL (stopped at exit) shut down with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -107,7 +107,7 @@ def migrate_cmd(_args: argparse.Namespace) -> int:
     from jobbroker.store import migrate
 
     settings = Settings()
-    asyncio.run(migrate.upgrade(_database_url(settings), settings.db.schema_name))
+    asyncio.run(migrate.upgrade_for(_database_url(settings), settings))
     print(f"jobbroker: schema at revision {migrate.head_revision()}")
     return 0
 
@@ -154,6 +154,19 @@ def keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def grants_cmd(args: argparse.Namespace) -> int:
+    from jobbroker.grants import statements
+    from jobbroker.settings import DbSettings
+
+    try:
+        schema = DbSettings(schema=args.schema).schema_name if args.schema else Settings().db.schema_name
+        sys.stdout.write(statements(schema, args.enqueue_role, args.worker_role))
+    except ValueError as exc:
+        print(f"jobbroker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobbroker", description="An HTTP job broker on PostgreSQL.")
     p.add_argument("--version", action="version", version=f"jobbroker {__version__}")
@@ -171,6 +184,11 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(run=openapi)
     h = sub.add_parser("healthcheck", help="exit 0 when the broker on JOBBROKER_HOST:JOBBROKER_PORT is live")
     h.set_defaults(run=healthcheck)
+    g = sub.add_parser("grants", help="print the GRANTs for application roles that call the SQL functions")
+    g.add_argument("--enqueue-role", default="jobbroker_enqueue", help="role that may only enqueue")
+    g.add_argument("--worker-role", default="jobbroker_worker", help="role that may only ack and nack")
+    g.add_argument("--schema", help="the broker's schema (default JOBBROKER_DB__SCHEMA or jobbroker)")
+    g.set_defaults(run=grants_cmd)
     k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     c = k.add_parser("create", help="make an API key: prints the key, then the entry to configure (its hash)")
     c.add_argument("--scope", action="append", required=True, choices=["produce", "consume", "metrics", "admin"])

@@ -8,6 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from jobbroker.settings import Settings
+from jobbroker.store import functions
 from jobbroker.store.db import DEFAULT_SCHEMA
 
 # Any constant shared by every replica: migrations of concurrent starts run one after another.
@@ -60,6 +62,10 @@ def _run(connection: Connection) -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+            # The repeatable part (functions.sql) is written for the newest tables.
+            if context.get_revision_argument() == context.script.get_current_head():
+                defaults = context.config.attributes.get("defaults") or functions.settings_defaults(Settings())
+                functions.apply(connection, schema, defaults)
     finally:
         connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
         connection.commit()
