@@ -80,6 +80,7 @@ def _lease_args(worker_id: str, max_jobs: int) -> list[Any]:
 
 async def _ack_many(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
     args = {"ids": [r["id"] for r in rows], "lease_ids": [r["lease_id"] for r in rows], "results": [None] * len(rows)}
+    args["ledger"] = DEFAULTS.attempt_ledger  # the attempts ledger row, as the broker writes it
     done = await conn.fetch(Q["job_ack_many"].sql, *Q["job_ack_many"].args(args))
     if len(done) != len(rows):
         raise RuntimeError("raw ack_many acked fewer jobs than it leased")
@@ -129,7 +130,8 @@ async def unbatched(p: dict[str, Any], window: Window) -> dict[str, Any]:
         args = _lease_args(f"w{n}", 1)
         while rows := await conn.fetch(Q["job_lease"].sql, *args):
             row = rows[0]
-            if await conn.fetchrow(ack.sql, *ack.args({"id": row["id"], "lease_id": row["lease_id"], "result": None})):
+            values = {"id": row["id"], "lease_id": row["lease_id"], "result": None, "http_status": None}
+            if await conn.fetchrow(ack.sql, *ack.args({**values, "ledger": DEFAULTS.attempt_ledger})):
                 acked += 1
 
     await window.start()
