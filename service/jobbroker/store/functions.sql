@@ -33,13 +33,16 @@ BEGIN
                t.body ->> 'idempotency_key' AS idempotency_key,
                t.body ->> 'correlation_id' AS correlation_id,
                CASE WHEN jsonb_typeof(t.body -> 'tags') = 'array'
-                    THEN ARRAY(SELECT jsonb_array_elements_text(t.body -> 'tags')) END AS tags
+                    THEN ARRAY(SELECT jsonb_array_elements_text(t.body -> 'tags')) END AS tags,
+               t.body ->> 'flow_key' AS flow_key,
+               CAST(t.body ->> 'heartbeat_timeout_seconds' AS integer) AS heartbeat_timeout_seconds,
+               CAST(t.body ->> 'max_runtime_seconds' AS integer) AS max_runtime_seconds
         FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(body, ord)
     ),
     inserted AS (
         INSERT INTO job AS j (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
                               backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
-                              correlation_id, tags)
+                              correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s)
         SELECT i.id, job_insert_many.queue, i.type, i.payload, coalesce(i.priority, 0),
                coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_seconds, 0))),
                coalesce(i.max_attempts, q.default_max_attempts, CAST(defaults ->> 'max_attempts' AS integer)),
@@ -55,8 +58,10 @@ BEGIN
                coalesce(CAST(i.backoff ->> 'jitter' AS double precision),
                         CAST(q.default_backoff ->> 'jitter' AS double precision),
                         CAST(defaults ->> 'backoff_jitter' AS double precision)),
-               coalesce(i.timeout_seconds, CAST(defaults ->> 'timeout_s' AS integer)),
-               i.idempotency_key, i.correlation_id, coalesce(i.tags, '{}')
+               coalesce(i.timeout_seconds, q.default_visibility_timeout_s, CAST(defaults ->> 'timeout_s' AS integer)),
+               i.idempotency_key, i.correlation_id, coalesce(i.tags, '{}'),
+               i.flow_key, coalesce(i.heartbeat_timeout_seconds, q.default_heartbeat_timeout_s),
+               coalesce(i.max_runtime_seconds, q.default_max_runtime_s)
         FROM input i LEFT JOIN queue q ON q.name = job_insert_many.queue
         ORDER BY i.ord
         ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -200,7 +205,9 @@ RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path FROM CURRENT AS $$
 #variable_conflict use_variable
 DECLARE
     known CONSTANT text[] := ARRAY['priority', 'delay_seconds', 'run_at', 'max_attempts', 'backoff',
-                                   'timeout_seconds', 'idempotency_key', 'correlation_id', 'tags'];
+                                   'timeout_seconds', 'idempotency_key', 'correlation_id', 'tags',
+                                   'flow_key', 'visibility_timeout_seconds', 'heartbeat_timeout_seconds',
+                                   'max_runtime_seconds'];
     unknown text;
     backoff jsonb := '{}';
     run_at timestamptz;
@@ -260,6 +267,10 @@ BEGIN
     ELSIF coalesce(jsonb_typeof(options -> 'backoff'), 'null') <> 'null' THEN
         PERFORM job_invalid('enqueue', 'option backoff', 'must be a JSON object');
     END IF;
+    IF coalesce(jsonb_typeof(options -> 'timeout_seconds'), 'null') <> 'null'
+       AND coalesce(jsonb_typeof(options -> 'visibility_timeout_seconds'), 'null') <> 'null' THEN
+        PERFORM job_invalid('enqueue', 'options', 'give timeout_seconds or visibility_timeout_seconds, not both');
+    END IF;
     IF jsonb_typeof(tags) = 'null' THEN
         tags := '[]';
     ELSIF jsonb_typeof(tags) <> 'array' OR jsonb_array_length(tags) > 32 OR EXISTS (
@@ -276,10 +287,16 @@ BEGIN
         'run_at', run_at,
         'max_attempts', CAST(job_option_number(options, 'max_attempts', 1, 1000, true) AS integer),
         'backoff', backoff,
-        'timeout_seconds', CAST(job_option_number(options, 'timeout_seconds', 1, 43200, true) AS integer),
+        'timeout_seconds', CAST(coalesce(job_option_number(options, 'timeout_seconds', 1, 43200, true),
+                                         job_option_number(options, 'visibility_timeout_seconds', 1, 43200, true))
+                                AS integer),
         'idempotency_key', job_option_text(options, 'idempotency_key', 255),
         'correlation_id', job_option_text(options, 'correlation_id', 255),
-        'tags', tags);
+        'tags', tags,
+        'flow_key', job_option_text(options, 'flow_key', 200),
+        'heartbeat_timeout_seconds',
+            CAST(job_option_number(options, 'heartbeat_timeout_seconds', 1, 43200, true) AS integer),
+        'max_runtime_seconds', CAST(job_option_number(options, 'max_runtime_seconds', 1, 604800, true) AS integer));
 END
 $$;
 

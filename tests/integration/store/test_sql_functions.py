@@ -244,3 +244,26 @@ async def test_a_rolled_back_enqueue_wakes_nobody(broker_process: BrokerProcess,
         assert answer.json()["jobs"] == [] and time.monotonic() - started > 0.8
     finally:
         await conn.close()
+
+
+async def test_enqueue_takes_the_flow_key_and_the_clocks(
+    app_conn: asyncpg.Connection, client: httpx.AsyncClient, queue: str
+) -> None:
+    await client.patch(
+        f"/v1/queues/{queue}", json={"default_max_runtime_seconds": 600, "flow": {"max_concurrency_per_key": 1}}
+    )
+    options = '{"flow_key": "acme", "visibility_timeout_seconds": 40, "heartbeat_timeout_seconds": 5}'
+    async with app_conn.transaction():
+        first = await enqueue(app_conn, queue, options=options)
+        await enqueue(app_conn, queue, options='{"flow_key": "acme"}')
+    job = (await client.get(f"/v1/jobs/{first}")).json()
+    clocks = (job["timeout_seconds"], job["heartbeat_timeout_seconds"], job["max_runtime_seconds"])
+    assert (job["flow_key"], *clocks) == ("acme", 40, 5, 600)
+    # The key is registered (whatever the caller's search_path) and its limit holds.
+    assert (await client.get(f"/v1/queues/{queue}/keys/acme")).json()["ready"] == 2
+    assert (
+        len((await client.post(f"/v1/queues/{queue}/leases", json={"worker_id": "w", "max_jobs": 5})).json()["jobs"])
+        == 1
+    )
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="flow_key"):
+        await enqueue(app_conn, queue, options='{"flow_key": ""}')
