@@ -120,3 +120,24 @@ async def test_an_attempts_outcome_comes_from_its_next_state_and_error(
         await conn.fetchval("SELECT job_attempt_outcome($1, CAST($2 AS jsonb))", next_state, json.dumps(error))
         == outcome
     )
+
+
+# The examples of docs/forensics.md: a fingerprint never changes once documented.
+DOCUMENTED = [
+    ("Timeout", "timeout after 3012 ms on 10.0.0.7:5432", "5516c71596825a45"),
+    ("Timeout", "timeout after 95 ms on 10.9.8.7:6543", "5516c71596825a45"),
+    ("KeyError", "user 550e8400-e29b-41d4-a716-446655440000 not found", "13dd838a5d76c199"),
+    ("Mail", "could not deliver to ada@example.com", "44a1d9dc00a5a121"),
+    ("HTTP", "GET https://api.example.com/v1/orders/123?x=1 failed: 502", "2e2c24569b00c7b3"),
+    ("Config", "key 'smtp_host' missing in \"prod.yaml\"", "9c8efde2d74e5145"),
+    ("Segfault", "fault at 0x7ffd5e8c, build 9fceb02d0ae5", "f2b29c22cc778865"),
+    ("Order", "order ord_8Kf93jdQ2x rejected", "e8eeba8707e96fe3"),
+    ("Net", "connect to [fe80::1ff:fe23:4567:890a]:443 failed", "870c6f7a310efac5"),
+    ("Net", "Net::ReadTimeout", "5f8c21ce3321c3dd"),
+    ("lease_expired", "the lease expired before an ack or nack (worker stalled)", "8b5ec332b11ff80f"),
+]
+
+
+@pytest.mark.parametrize(("type", "message", "expected"), DOCUMENTED)
+async def test_documented_fingerprints_hold(conn: asyncpg.Connection, type: str, message: str, expected: str) -> None:
+    assert await fingerprint(conn, type, message) == expected
