@@ -119,5 +119,5 @@ async def test_bulk_operations_need_ids_or_a_filter(api: Api) -> None:
     await api.dead_job()
     for verb in ("replay", "purge"):
         response = await api.c.post(f"/v1/dlq/{verb}", json={"limit": 10})
-        assert response.status_code == 422 and response.json()["code"] == "validation_error"
+        assert response.status_code == 422 and response.json()["code"] == "filter_required"
     assert len((await api.c.get("/v1/dlq")).json()["items"]) == 1
