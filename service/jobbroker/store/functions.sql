@@ -105,46 +105,71 @@ END
 $$;
 
 -- Ack: finish leased jobs, each guarded by its lease (a stale or foreign lease is a no-op);
--- answers the jobs acked.
+-- answers the jobs acked. Each ended attempt gets its ledger row (job_attempt) in the same statement.
 CREATE OR REPLACE FUNCTION job_ack_many(ids bigint[], lease_ids uuid[], results jsonb[])
 RETURNS SETOF job
 LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
     RETURN QUERY
-    UPDATE job j
-    SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-    FROM unnest(ids, lease_ids, results) AS i(id, lease_id, result)
-    WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-    RETURNING j.*;
+    WITH acked AS (
+        UPDATE job j
+        SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+        FROM unnest(ids, lease_ids, results) AS i(id, lease_id, result)
+        WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+        RETURNING j AS done
+    ),
+    ledger AS (
+        INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome)
+        SELECT (done).id, (done).attempts, (done).worker_id, (done).lease_id, (done).started_at, (done).finished_at,
+               (done).heartbeats, 'succeeded'
+        FROM acked
+    )
+    SELECT (done).* FROM acked;
 END
 $$;
 
 -- Nack: fail one attempt of leased jobs, each guarded by its lease: retry after backoff (or its
 -- retry_in_s), or dead-letter (job_failure_state decides); the error joins the job's bounded
--- history. Answers the jobs nacked, in their new state.
+-- history with its fingerprint (job_fingerprint), which also goes onto the job and, with the
+-- attempt, into the ledger. Answers the jobs nacked, in their new state.
 CREATE OR REPLACE FUNCTION job_nack_many(ids bigint[], lease_ids uuid[], errors jsonb[], retryables boolean[],
                                          retry_ins_s double precision[], keep_errors integer)
 RETURNS SETOF job
 LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
     RETURN QUERY
-    UPDATE job j
-    SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
-        run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts) = 'retrying'
-                 THEN now() + make_interval(secs => coalesce(i.retry_in_s,
-                      job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
-                                    j.backoff_jitter)))
-                 ELSE j.run_at END,
-        finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts)
-                           = 'retrying' THEN NULL ELSE now() END,
-        lease_expires_at = NULL,
-        updated_at = now(),
-        errors = job_append_error(j.errors, jsonb_build_object(
-            'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error), keep_errors)
-    FROM unnest(ids, lease_ids, job_nack_many.errors, retryables, retry_ins_s)
-         AS i(id, lease_id, error, retryable, retry_in_s)
-    WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-    RETURNING j.*;
+    WITH nacked AS (
+        UPDATE job j
+        SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
+            run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts)
+                               = 'retrying'
+                     THEN now() + make_interval(secs => coalesce(i.retry_in_s,
+                          job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
+                                        j.backoff_jitter)))
+                     ELSE j.run_at END,
+            finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts)
+                               = 'retrying' THEN NULL ELSE now() END,
+            lease_expires_at = NULL,
+            updated_at = now(),
+            last_fingerprint = i.fingerprint,
+            errors = job_append_error(j.errors, jsonb_build_object(
+                'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error,
+                'fingerprint', i.fingerprint), keep_errors)
+        FROM (SELECT u.*, job_fingerprint(u.error) AS fingerprint
+              FROM unnest(ids, lease_ids, job_nack_many.errors, retryables, retry_ins_s)
+                   AS u(id, lease_id, error, retryable, retry_in_s)) AS i
+        WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
+        RETURNING j AS done, i.error AS attempt_error
+    ),
+    ledger AS (
+        INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome,
+                                 error, fingerprint)
+        SELECT (done).id, (done).attempts, (done).worker_id, (done).lease_id, (done).started_at, now(),
+               (done).heartbeats, job_attempt_outcome((done).state, attempt_error), attempt_error,
+               (done).last_fingerprint
+        FROM nacked
+    )
+    SELECT (done).* FROM nacked;
 END
 $$;
 

@@ -267,3 +267,32 @@ async def test_enqueue_takes_the_flow_key_and_the_clocks(
     )
     with pytest.raises(asyncpg.InvalidParameterValueError, match="flow_key"):
         await enqueue(app_conn, queue, options='{"flow_key": ""}')
+
+
+async def test_sql_nacks_and_acks_write_the_ledger_and_the_fingerprint_http_nacks_do(
+    app_conn: asyncpg.Connection, client: httpx.AsyncClient, queue: str
+) -> None:
+    await enqueue(app_conn, queue, options='{"max_attempts": 2, "backoff": {"initial_seconds": 0.01}}')
+    job = await lease(client, queue)
+    failed = await app_conn.fetchval(
+        'SELECT jobbroker.nack($1, $2::uuid, \'{"type": "Timeout", "message": "timeout after 31 ms"}\')',
+        int(job["id"]),
+        job["lease_id"],
+    )
+    assert failed
+    await asyncio.sleep(0.05)
+    again = await lease(client, queue)
+    assert await app_conn.fetchval("SELECT jobbroker.ack($1, $2::uuid)", int(job["id"]), again["lease_id"])
+    attempts = (await client.get(f"/v1/jobs/{job['id']}/attempts")).json()["items"]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "failed"), (2, "succeeded")]
+    # The same fingerprint as an HTTP nack of a message that differs only in its numbers.
+    other = f"{queue}-http"
+    await client.post(f"/v1/queues/{other}/jobs", json={"type": "t", "max_attempts": 1})
+    held = await lease(client, other)
+    dead = await client.post(
+        f"/v1/jobs/{held['id']}/nack",
+        json={"lease_id": held["lease_id"], "error": {"type": "Timeout", "message": "timeout after 9000 ms"}},
+    )
+    assert attempts[0]["fingerprint"] == dead.json()["last_fingerprint"] is not None
+    stored = (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert stored["errors"][0]["fingerprint"] == attempts[0]["fingerprint"]
