@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from jobbroker.core import jsontext
 from jobbroker.core.errors import IdempotencyConflict, InvalidInput, InvalidState, JobNotFound, LeaseLost
@@ -89,7 +90,7 @@ def public_job(row: asyncpg.Record) -> Job:
         "progress": row["progress"],
         "worker_id": row["worker_id"],
         "lease_expires_at": row["lease_expires_at"],
-        "trace_context": row["trace_context"],
+        "trace_context": _trace_context(row["trace_context"]),
         "replays": row["replays"],
         "last_fingerprint": row["last_fingerprint"],
     }
@@ -112,6 +113,11 @@ def public_attempt(row: asyncpg.Record) -> dict[str, Any]:
         if ended is not None and row["leased_at"] is not None
         else None,
     }
+
+
+def _trace_context(value: orjson.Fragment | None) -> dict[str, str] | None:
+    """The stored trace context as the dict push deliveries and spans read (jsonb arrives as text)."""
+    return None if value is None else orjson.loads(orjson.dumps(value))
 
 
 def leased_job(row: asyncpg.Record) -> Job:
