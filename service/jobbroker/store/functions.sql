@@ -36,13 +36,15 @@ BEGIN
                     THEN ARRAY(SELECT jsonb_array_elements_text(t.body -> 'tags')) END AS tags,
                t.body ->> 'flow_key' AS flow_key,
                CAST(t.body ->> 'heartbeat_timeout_seconds' AS integer) AS heartbeat_timeout_seconds,
-               CAST(t.body ->> 'max_runtime_seconds' AS integer) AS max_runtime_seconds
+               CAST(t.body ->> 'max_runtime_seconds' AS integer) AS max_runtime_seconds,
+               CASE WHEN jsonb_typeof(t.body -> 'trace_context') = 'object'
+                    THEN t.body -> 'trace_context' END AS trace_context
         FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(body, ord)
     ),
     inserted AS (
         INSERT INTO job AS j (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
                               backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
-                              correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s)
+                              correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s, trace_context)
         SELECT i.id, job_insert_many.queue, i.type, i.payload, coalesce(i.priority, 0),
                coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_seconds, 0))),
                coalesce(i.max_attempts, q.default_max_attempts, CAST(defaults ->> 'max_attempts' AS integer)),
@@ -61,7 +63,7 @@ BEGIN
                coalesce(i.timeout_seconds, q.default_visibility_timeout_s, CAST(defaults ->> 'timeout_s' AS integer)),
                i.idempotency_key, i.correlation_id, coalesce(i.tags, '{}'),
                i.flow_key, coalesce(i.heartbeat_timeout_seconds, q.default_heartbeat_timeout_s),
-               coalesce(i.max_runtime_seconds, q.default_max_runtime_s)
+               coalesce(i.max_runtime_seconds, q.default_max_runtime_s), i.trace_context
         FROM input i LEFT JOIN queue q ON q.name = job_insert_many.queue
         ORDER BY i.ord
         ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -223,6 +225,39 @@ BEGIN
 END
 $$;
 
+-- W3C trace context among jobbroker.enqueue's options: `trace_context` {traceparent, tracestate?},
+-- or `traceparent` (and `tracestate`) themselves; NULL when neither is given. Checked as the HTTP
+-- body's trace_context is (core/trace.py): a malformed one raises 22023 naming the option.
+CREATE OR REPLACE FUNCTION job_trace_context(options jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path FROM CURRENT AS $$
+DECLARE
+    trace jsonb := CASE
+        WHEN coalesce(jsonb_typeof(options -> 'trace_context'), 'null') <> 'null' THEN options -> 'trace_context'
+        WHEN coalesce(jsonb_typeof(options -> 'traceparent'), 'null') <> 'null'
+            THEN jsonb_strip_nulls(jsonb_build_object('traceparent', options -> 'traceparent',
+                                                      'tracestate', options -> 'tracestate'))
+    END;
+    parent text;
+BEGIN
+    IF trace IS NULL THEN
+        RETURN NULL;
+    END IF;
+    parent := trace ->> 'traceparent';
+    IF jsonb_typeof(trace) <> 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(trace) AS k WHERE k NOT IN ('traceparent', 'tracestate'))
+       OR jsonb_typeof(trace -> 'traceparent') IS DISTINCT FROM 'string'
+       OR parent !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-\S*)?$'
+       OR left(parent, 2) = 'ff' OR (left(parent, 2) = '00' AND length(parent) <> 55)
+       OR substr(parent, 4, 32) = repeat('0', 32) OR substr(parent, 37, 16) = repeat('0', 16)
+       OR (trace ? 'tracestate' AND (jsonb_typeof(trace -> 'tracestate') <> 'string'
+                                     OR length(trace ->> 'tracestate') NOT BETWEEN 1 AND 512)) THEN
+        PERFORM job_invalid('enqueue', 'option trace_context',
+                            'must be {"traceparent": a W3C traceparent, "tracestate"?: 1 to 512 characters}');
+    END IF;
+    RETURN trace;
+END
+$$;
+
 -- The options of jobbroker.enqueue checked against the HTTP API's rules (api/schemas.py), as an
 -- enqueue body for job_enqueue_many.
 CREATE OR REPLACE FUNCTION job_enqueue_body(type text, payload jsonb, options jsonb, max_payload_bytes integer)
@@ -232,11 +267,12 @@ DECLARE
     known CONSTANT text[] := ARRAY['priority', 'delay_seconds', 'run_at', 'max_attempts', 'backoff',
                                    'timeout_seconds', 'idempotency_key', 'correlation_id', 'tags',
                                    'flow_key', 'visibility_timeout_seconds', 'heartbeat_timeout_seconds',
-                                   'max_runtime_seconds'];
+                                   'max_runtime_seconds', 'trace_context', 'traceparent', 'tracestate'];
     unknown text;
     backoff jsonb := '{}';
     run_at timestamptz;
     tags jsonb := coalesce(options -> 'tags', 'null');
+    trace jsonb;
 BEGIN
     IF type IS NULL OR type !~ '^\S{1,200}$' THEN
         PERFORM job_invalid('enqueue', 'type', 'must be 1 to 200 characters without spaces');
@@ -304,7 +340,9 @@ BEGIN
     ) THEN
         PERFORM job_invalid('enqueue', 'option tags', 'must be an array of at most 32 strings of 1 to 64 characters');
     END IF;
+    trace := job_trace_context(options);
     RETURN jsonb_build_object(
+        'trace_context', trace,
         'type', type,
         'payload', payload,
         'priority', CAST(job_option_number(options, 'priority', -32768, 32767, true) AS integer),

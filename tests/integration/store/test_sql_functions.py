@@ -296,3 +296,42 @@ async def test_sql_nacks_and_acks_write_the_ledger_and_the_fingerprint_http_nack
     assert attempts[0]["fingerprint"] == dead.json()["last_fingerprint"] is not None
     stored = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert stored["errors"][0]["fingerprint"] == attempts[0]["fingerprint"]
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        f'{{"trace_context": {{"traceparent": "{TRACEPARENT}", "tracestate": "vendor=abc"}}}}',
+        f'{{"traceparent": "{TRACEPARENT}", "tracestate": "vendor=abc"}}',
+    ],
+    ids=["trace_context", "traceparent"],
+)
+async def test_enqueue_keeps_the_trace_context_of_its_options(
+    app_conn: asyncpg.Connection, client: httpx.AsyncClient, queue: str, options: str
+) -> None:
+    job_id = await enqueue(app_conn, queue, options=options)
+    expected = {"traceparent": TRACEPARENT, "tracestate": "vendor=abc"}
+    assert (await lease(client, queue))["trace_context"] == expected
+    assert (await client.get(f"/v1/jobs/{job_id}")).json()["trace_context"] == expected
+    untraced = await enqueue(app_conn, queue)
+    assert (await client.get(f"/v1/jobs/{untraced}")).json()["trace_context"] is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        '{"traceparent": "garbage"}',
+        '{"trace_context": "x"}',
+        '{"trace_context": {"tracestate": "a=b"}}',
+        f'{{"trace_context": {{"traceparent": "{TRACEPARENT}", "extra": 1}}}}',
+        '{"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}',
+    ],
+)
+async def test_enqueue_refuses_a_malformed_trace_context_naming_the_option(
+    app_conn: asyncpg.Connection, queue: str, options: str
+) -> None:
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="trace_context"):
+        await enqueue(app_conn, queue, options=options)
