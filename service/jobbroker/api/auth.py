@@ -30,8 +30,9 @@ from jobbroker.keys import ApiKey, KeyRing, Scope
 log = logging.getLogger("jobbroker.auth")
 # The request scope's key under which the middleware leaves the caller's key.
 API_KEY = "jobbroker.api_key"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-OPEN_PREFIXES = ("/static/",)
+# The console's pages and assets hold no data: their scripts call the API with the operator's key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/ui"})
+OPEN_PREFIXES = ("/static/", "/ui/")
 CHALLENGE = 'Bearer realm="jobbroker"'
 
 bearer = HTTPBearer(

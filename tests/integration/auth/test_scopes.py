@@ -22,11 +22,13 @@ from jobbroker.settings import Settings
 PRODUCE_OPS = {"enqueueJob", "enqueueJobs"}
 CONSUME_OPS = {"leaseJobs", "heartbeatJob", "ackJob", "nackJob", "releaseJob", "ackJobs", "nackJobs"}
 OPEN_PATHS = {"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"}
+# Any valid key may ask these (the caller's own key id and scopes): no scope, but still a key.
+ANY_KEY_PATHS = {"/v1/whoami"}
 WRONG_KEY = "jbk_not-a-key-anyone-was-given"
 
 
 def expected_scope(route: APIRoute) -> Scope | None:
-    if route.path in OPEN_PATHS or route.path == "/metrics":
+    if route.path in OPEN_PATHS or route.path in ANY_KEY_PATHS or route.path == "/metrics":
         return None
     if operation_id(route) in PRODUCE_OPS:
         return Scope.PRODUCE
