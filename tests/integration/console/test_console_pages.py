@@ -1,0 +1,148 @@
+"""The console in a real browser against a real broker process: every page loads and shows its
+data, the key flow, and the operator's actions (pause a queue, replay a DLQ group after its
+dry-run count, follow a job's attempts, watch a redrive's progress)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from console_support import ADMIN_KEY, ARTIFACTS, PRODUCE_KEY, bearer, has_route
+
+expect = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed").expect
+
+pytestmark = pytest.mark.slow
+
+PAGES = {
+    "/ui/queues": "emails",
+    "/ui/queues/emails/keys": "Keys of emails",
+    "/ui/jobs": "send_welcome",
+    "/ui/dlq": "550 mailbox unavailable",
+    "/ui/redrives": "Redrives",
+    "/ui/schedules": "nightly-report",
+    "/ui/subscriptions": "CRM sync",
+    "/ui/audit": "Audit log",
+}
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+async def test_each_page_loads_and_shows_its_data(page: Any, path: str) -> None:
+    await page.goto(path)
+    await expect(page.locator("#content")).not_to_contain_text("Loading…")
+    await expect(page.locator("body")).to_contain_text(PAGES[path])
+    await expect(page.locator("#session")).to_contain_text("admin")
+
+
+async def test_the_key_is_asked_once_per_session_and_never_put_in_a_url(browser: Any, console_broker: Any) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, base_url=console_broker.url)
+    tab = await context.new_page()
+    sent: list[tuple[str, str | None]] = []
+    tab.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))))
+    await tab.goto("/ui/queues")
+    await tab.get_by_role("textbox", name="API key").fill("jbk_not-a-key")
+    await tab.get_by_role("button", name="Use this key").click()
+    await expect(tab.locator(".key-form")).to_contain_text("not accepted")
+    await tab.get_by_role("textbox", name="API key").fill(ADMIN_KEY)
+    await tab.get_by_role("textbox", name="API key").press("Enter")
+    await expect(tab.get_by_role("table")).to_contain_text("emails")
+    await tab.get_by_role("link", name="Jobs", exact=True).click()
+    await expect(tab.get_by_role("table")).to_contain_text("send_welcome")
+    assert await tab.locator(".key-form").count() == 0
+    assert all(ADMIN_KEY not in url for url, _ in sent)
+    api_calls = [auth for url, auth in sent if "/v1/" in url]
+    assert api_calls and set(api_calls[-3:]) == {f"Bearer {ADMIN_KEY}"}
+    assert await context.cookies() == []
+    await tab.get_by_role("button", name="Forget key").click()
+    await expect(tab.locator(".key-form")).to_be_visible()
+    await tab.screenshot(path=str(ARTIFACTS / "key_form.png"))
+    await context.close()
+
+
+async def test_a_key_without_admin_scope_is_told_what_it_may_not_do(browser: Any, console_broker: Any) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, base_url=console_broker.url)
+    await context.add_init_script(f"sessionStorage.setItem('jobbroker.apiKey', {PRODUCE_KEY!r})")
+    tab = await context.new_page()
+    await tab.goto("/ui/queues")
+    await expect(tab.locator("#session")).to_contain_text("read-only")
+    await expect(tab.locator("#content")).to_contain_text("Not allowed")
+    assert await tab.get_by_role("button", name="Pause").count() == 0
+    await tab.goto("/ui/dlq")
+    await expect(tab.locator("#content")).to_contain_text("may not")
+    assert await tab.get_by_role("button", name="Replay…").count() == 0
+    await context.close()
+
+
+async def test_pause_and_resume_a_queue_from_the_keyboard(page: Any, console_broker: Any) -> None:
+    await page.goto("/ui/queues")
+    row = page.get_by_role("row").filter(has_text="reports")
+    await row.get_by_role("button", name="Pause").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#flash")).to_contain_text("Queue reports paused")
+    await expect(row).to_contain_text("paused")
+    async with httpx.AsyncClient(base_url=console_broker.url, headers=bearer(ADMIN_KEY)) as api:
+        assert (await api.get("/v1/queues/reports")).json()["paused"] is True
+        await row.get_by_role("button", name="Resume").click()
+        await expect(page.locator("#flash")).to_contain_text("Queue reports resumed")
+        assert (await api.get("/v1/queues/reports")).json()["paused"] is False
+
+
+async def test_queues_show_throughput_and_times_in_the_browser_zone_with_utc_on_hover(page: Any) -> None:
+    await page.goto("/ui/queues")
+    emails = page.get_by_role("row").filter(has_text="emails")
+    label = await emails.locator("svg.spark-ok").get_attribute("aria-label")
+    assert re.fullmatch(r"\d+ succeeded in the last 60 minutes", label) and int(label.split()[0]) > 1000
+    await page.goto("/ui/schedules")
+    moment = page.locator("time").first
+    assert (await moment.get_attribute("title")).endswith(" UTC")
+    assert (await moment.get_attribute("datetime")).endswith("Z")
+
+
+async def test_a_phone_width_screen_gets_one_card_per_row_without_sideways_scrolling(page: Any) -> None:
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/ui/queues", "/ui/jobs", "/ui/dlq"):
+        await page.goto(path)
+        await expect(page.locator("#content")).not_to_contain_text("Loading…")
+        await expect(page.locator("table").first).to_be_visible()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        assert await page.locator("thead").first.evaluate("e => e.getBoundingClientRect().height") <= 1
+
+
+async def test_a_job_page_shows_payload_errors_and_its_attempts(page: Any, console_broker: Any) -> None:
+    await page.goto("/ui/jobs?queue=billing&state=dead")
+    await page.get_by_role("table").get_by_role("link").first.click()
+    await expect(page.locator("h1")).to_contain_text("Job ")
+    await expect(page.locator("#content")).to_contain_text("customer_id")
+    await expect(page.locator("#content")).to_contain_text("gateway timed out after 30 s")
+    attempts = page.locator("section").filter(has=page.locator("#h-attempts"))
+    if await has_route(console_broker.url, "GET", "/v1/jobs/{id}/attempts"):
+        await expect(attempts.locator(".attempt")).to_have_count(1)
+        await expect(attempts).to_contain_text("Attempt 1")
+        await expect(attempts).to_contain_text("failed")
+        await expect(attempts).to_contain_text("worker-billing-1")
+    else:
+        await expect(attempts).to_contain_text("not available on this broker")
+    await page.get_by_role("button", name="Replay job").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Replay").click()
+    await expect(page.locator("#flash")).to_contain_text("replayed")
+    await expect(page.locator(".job-head")).to_contain_text("pending")
+
+
+async def test_a_subscriptions_secret_is_rotated_and_shown_once(page: Any) -> None:
+    await page.goto("/ui/subscriptions")
+    await page.get_by_role("button", name="Rotate secret…").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Rotate secret").click()
+    secret = page.get_by_role("dialog").get_by_label("New signing secret")
+    assert (await secret.input_value()).startswith("whsec_")
+    await page.get_by_role("dialog").get_by_role("button", name="Done").click()
+    await expect(page.locator("table")).not_to_contain_text("whsec_")
+
+
+async def test_pause_a_schedule(page: Any) -> None:
+    await page.goto("/ui/schedules")
+    await page.get_by_role("button", name="Pause").click()
+    await expect(page.locator("#flash")).to_contain_text("nightly-report paused")
+    await expect(page.get_by_role("row").filter(has_text="nightly-report")).to_contain_text("paused")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(page.locator("#flash")).to_contain_text("nightly-report resumed")
