@@ -146,3 +146,53 @@ async def test_pause_a_schedule(page: Any) -> None:
     await expect(page.get_by_role("row").filter(has_text="nightly-report")).to_contain_text("paused")
     await page.get_by_role("button", name="Resume").click()
     await expect(page.locator("#flash")).to_contain_text("nightly-report resumed")
+
+
+async def _dead(url: str, **filters: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, headers=bearer(ADMIN_KEY)) as api:
+        return (await api.get("/v1/dlq", params={"limit": 1000, **filters})).json()["items"]
+
+
+async def test_replay_a_dlq_group_after_its_dry_run_count(page: Any, console_broker: Any) -> None:
+    if not await has_route(console_broker.url, "GET", "/v1/dlq/groups"):
+        pytest.skip("this broker has no GET /v1/dlq/groups yet (failure forensics)")
+    declined = await _dead(console_broker.url, queue="billing", error="card declined")
+    assert declined
+    await page.goto("/ui/dlq")
+    group = page.get_by_role("row").filter(has_text="CardDeclined")
+    await expect(group).to_contain_text(str(len(declined)))
+    await group.get_by_role("button", name="Replay…").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text(f"Replay {len(declined)} dead jobs?")
+    await page.screenshot(path=str(ARTIFACTS / "dlq_dry_run.png"))
+    await dialog.get_by_role("button", name="Replay").click()
+    await expect(page.locator("#flash")).to_contain_text(f"Replayed {len(declined)} dead jobs")
+    assert await _dead(console_broker.url, queue="billing", error="card declined") == []
+    await expect(page.get_by_role("row").filter(has_text="CardDeclined")).to_have_count(0)
+
+
+async def test_the_dlq_says_so_when_the_broker_cannot_group_errors(page: Any, console_broker: Any) -> None:
+    if await has_route(console_broker.url, "GET", "/v1/dlq/groups"):
+        pytest.skip("this broker groups dead jobs by error")
+    await page.goto("/ui/dlq")
+    await expect(page.locator("#content")).to_contain_text("not available on this broker")
+    await expect(page.get_by_role("table")).to_contain_text("550 mailbox unavailable")
+
+
+async def test_a_redrive_shows_its_progress_until_done(page: Any, console_broker: Any) -> None:
+    if not await has_route(console_broker.url, "POST", "/v1/dlq/redrives"):
+        pytest.skip("this broker has no POST /v1/dlq/redrives yet (failure forensics)")
+    refused = await _dead(console_broker.url, queue="emails", error="mailbox unavailable")
+    assert refused
+    await page.goto("/ui/dlq")
+    group = page.get_by_role("row").filter(has_text="SMTPRecipientsRefused")
+    await group.get_by_role("button", name="Redrive…").click()
+    await page.get_by_role("dialog").get_by_label("Jobs per second (optional)").fill("2")
+    await page.get_by_role("dialog").get_by_role("button", name="Start redrive").click()
+    await page.wait_for_url("**/ui/redrives**")
+    row = page.get_by_role("row").filter(has=page.locator("progress"))
+    await expect(row.first).to_contain_text(f"/ {len(refused)}")
+    await page.screenshot(path=str(ARTIFACTS / "redrive_running.png"))
+    await expect(row.first).to_contain_text("done", timeout=20_000)
+    await expect(row.first).to_contain_text(f"{len(refused)} / {len(refused)} (100%)")
+    assert await _dead(console_broker.url, queue="emails", error="mailbox unavailable") == []
