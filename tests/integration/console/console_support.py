@@ -13,6 +13,7 @@ import httpx
 
 from jobbroker import keys
 from jobbroker.keys import Scope
+from jobbroker.settings import DbSettings
 from jobbroker.store.db import plain_url
 
 REPO = Path(__file__).resolve().parents[3]
@@ -115,7 +116,7 @@ async def seed(url: str) -> dict[str, Any]:
 async def history(database_url: str) -> None:
     """An hour of finished work behind the live jobs, so the throughput series have a shape (with a
     dip twenty minutes ago)."""
-    conn = await asyncpg.connect(plain_url(database_url))
+    conn = await asyncpg.connect(plain_url(database_url), server_settings={"search_path": DbSettings().schema_name})
     try:
         await conn.execute(
             """INSERT INTO job (queue, type, payload, state, attempts, max_attempts, backoff_initial_s, backoff_max_s,

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from console_support import ADMIN_KEY, KEY_ENTRIES, bearer, has_route
 
+from jobbroker.settings import DbSettings
 from jobbroker.store.db import plain_url
 from support import BrokerProcess
 
@@ -59,7 +60,7 @@ FROM generate_series(1, :jobs) AS i,
 @pytest.fixture(scope="module")
 async def million(fresh_database: Callable[[], Awaitable[str]]) -> AsyncIterator[BrokerProcess]:
     url = await fresh_database()
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(plain_url(url), server_settings={"search_path": DbSettings().schema_name})
     try:
         started = time.monotonic()
         await conn.execute(INSERT.replace(":jobs", str(JOBS)))
