@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "tests" / "artifacts" / "console"
 CHROMIUM = os.environ.get("JOBBROKER_TEST_CHROMIUM", "/usr/bin/chromium")
 ADMIN_KEY = keys.generate()
+READ_KEY = keys.generate()
 PRODUCE_KEY = keys.generate()
-KEY_ENTRIES = ",".join([keys.entry(ADMIN_KEY, [Scope.ADMIN]), keys.entry(PRODUCE_KEY, [Scope.PRODUCE])])
+KEY_ENTRIES = ",".join(
+    [keys.entry(ADMIN_KEY, [Scope.ADMIN]), keys.entry(READ_KEY, [Scope.READ]), keys.entry(PRODUCE_KEY, [Scope.PRODUCE])]
+)
 
 
 def chromium_missing() -> str | None:

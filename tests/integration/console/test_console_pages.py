@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console_support import ADMIN_KEY, ARTIFACTS, PRODUCE_KEY, bearer, has_route
+from console_support import ADMIN_KEY, ARTIFACTS, PRODUCE_KEY, READ_KEY, bearer, has_route
 
 expect = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed").expect
 
@@ -60,17 +60,36 @@ async def test_the_key_is_asked_once_per_session_and_never_put_in_a_url(browser:
     await context.close()
 
 
-async def test_a_key_without_admin_scope_is_told_what_it_may_not_do(browser: Any, console_broker: Any) -> None:
+async def _tab(browser: Any, console_broker: Any, key: str) -> tuple[Any, Any]:
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, base_url=console_broker.url)
-    await context.add_init_script(f"sessionStorage.setItem('jobbroker.apiKey', {PRODUCE_KEY!r})")
-    tab = await context.new_page()
+    await context.add_init_script(f"sessionStorage.setItem('jobbroker.apiKey', {key!r})")
+    return context, await context.new_page()
+
+
+async def test_a_read_key_gets_read_only_pages(browser: Any, console_broker: Any) -> None:
+    context, tab = await _tab(browser, console_broker, READ_KEY)
+    await tab.goto("/ui/queues")
+    await expect(tab.locator("#session")).to_contain_text("read-only")
+    await expect(tab.get_by_role("table")).to_contain_text("emails")
+    assert await tab.get_by_role("button", name="Pause").count() == 0
+    await tab.goto("/ui/dlq")
+    await expect(tab.get_by_role("table").last).to_contain_text("550 mailbox unavailable")
+    await expect(tab.locator("#content")).to_contain_text("Read-only")
+    assert await tab.get_by_role("button", name=re.compile("Replay|Purge|Redrive")).count() == 0
+    await tab.get_by_role("table").last.get_by_role("link").first.click()
+    await expect(tab.locator("#content")).to_contain_text("customer_id")
+    assert await tab.get_by_role("button", name=re.compile("Replay|Cancel")).count() == 0
+    await tab.screenshot(path=str(ARTIFACTS / "read_only_job.png"))
+    await context.close()
+
+
+async def test_a_key_that_may_not_read_is_told_so(browser: Any, console_broker: Any) -> None:
+    context, tab = await _tab(browser, console_broker, PRODUCE_KEY)
     await tab.goto("/ui/queues")
     await expect(tab.locator("#session")).to_contain_text("read-only")
     await expect(tab.locator("#content")).to_contain_text("Not allowed")
-    assert await tab.get_by_role("button", name="Pause").count() == 0
-    await tab.goto("/ui/dlq")
-    await expect(tab.locator("#content")).to_contain_text("may not")
-    assert await tab.get_by_role("button", name="Replay…").count() == 0
+    await tab.goto("/ui/jobs")
+    await expect(tab.locator("#content")).to_contain_text("may not read")
     await context.close()
 
 

@@ -25,7 +25,7 @@ function keyForm(message) {
       "p",
       { class: "muted" },
       "The key stays in this browser tab's session storage and is sent only to this broker, in the Authorization header. ",
-      "A key without the admin scope sees what it may read; actions need admin.",
+      "A read key sees read-only pages; actions need an admin key.",
     ),
     h("label", { for: "api-key" }, "API key"),
     h("div", { class: "row" }, input, h("button", { type: "submit", class: "btn primary" }, "Use this key")),
