@@ -107,6 +107,8 @@ async def seed(url: str) -> dict[str, Any]:
         sub = {"queue": "webhooks", "url": "http://127.0.0.1:9/hooks/jobs", "description": "CRM sync"}
         r = await c.post("/v1/subscriptions", json=sub)
         assert r.status_code == 201, r.text
+        # Nothing listens there: the dispatcher's deliveries fail, and the page shows it.
+        await enqueue("webhooks", "contact.updated", 2)
         return {
             "mail_ok": mail_ok,
             "mail_dead": mail_dead,

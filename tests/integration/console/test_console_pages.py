@@ -215,3 +215,33 @@ async def test_a_redrive_shows_its_progress_until_done(page: Any, console_broker
     await expect(row.first).to_contain_text("done", timeout=20_000)
     await expect(row.first).to_contain_text(f"{len(refused)} / {len(refused)} (100%)")
     assert await _dead(console_broker.url, queue="emails", error="mailbox unavailable") == []
+
+
+async def test_a_failing_subscription_shows_its_last_error(page: Any) -> None:
+    await page.goto("/ui/subscriptions")
+    row = page.get_by_role("row").filter(has_text="CRM sync")
+    for _ in range(20):
+        if "failing" in await row.inner_text():
+            break
+        await page.wait_for_timeout(500)
+        await page.reload()
+    await expect(row).to_contain_text("failing")
+    await expect(row).to_contain_text("cannot connect to the subscriber")
+
+
+async def test_a_payloads_numbers_are_shown_exactly_as_sent(page: Any, console_broker: Any) -> None:
+    """Past 2**53 a JavaScript number loses digits; the page keeps the literal (where the broker
+    itself keeps integers past 64 bits; otherwise only the rest is checked)."""
+    payload = {"big": 123456789012345678901234567890, "ratio": 0.1, "text": "<b>not markup</b>"}
+    async with httpx.AsyncClient(base_url=console_broker.url, headers=bearer(ADMIN_KEY)) as api:
+        answer = await api.post("/v1/queues/exact-q/jobs", json={"type": "t", "payload": payload})
+        if answer.status_code != 201:
+            payload["big"] = 12345678901234567890  # past 2**53, within 64 bits
+            answer = await api.post("/v1/queues/exact-q/jobs", json={"type": "t", "payload": payload})
+    assert answer.status_code == 201, answer.text
+    await page.goto(f"/ui/jobs/{answer.json()['id']}")
+    shown = page.locator("section").filter(has=page.locator("#h-payload")).locator("pre")
+    await expect(shown).to_contain_text(f'"big": {payload["big"]}')
+    await expect(shown).to_contain_text('"ratio": 0.1')
+    await expect(shown).to_contain_text('"text": "<b>not markup</b>"')
+    assert await page.locator("#content b").count() == 0

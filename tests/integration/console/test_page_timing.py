@@ -95,6 +95,9 @@ async def _calls(c: httpx.AsyncClient, url: str) -> dict[str, list[tuple[str, st
         "schedules": [("GET", "/v1/schedules", None)],
         "subscriptions": [("GET", "/v1/subscriptions?limit=50", None)],
     }
+    hook = {"queue": "webhooks", "url": "http://127.0.0.1:9/hook", "paused": True}
+    subscription = (await c.post("/v1/subscriptions", json=hook)).json()["id"]
+    pages["subscriptions"].append(("GET", f"/v1/subscriptions/{subscription}/health", None))
     if await has_route(url, "GET", "/v1/jobs/{id}/attempts"):
         pages["job"].append(("GET", f"/v1/jobs/{dead}/attempts", None))
     if await has_route(url, "GET", "/v1/dlq/groups"):

@@ -28,10 +28,11 @@ export class ApiError extends Error {
 // as that, not as 1.2345678901234568e+29 (JSON.rawJSON where the browser has it).
 function parseExact(text) {
   if (typeof JSON.rawJSON !== "function") return JSON.parse(text);
+  // Only numbers a double cannot hold (a huge integer, 1e400) stay raw; they are for display.
   return JSON.parse(text, (key, value, context) => {
-    if (typeof value === "number" && context && String(value) !== context.source) {
-      return JSON.rawJSON(context.source);
-    }
+    if (typeof value !== "number" || !context) return value;
+    const integer = /^-?\d+$/.test(context.source);
+    if (!Number.isFinite(value) || (integer && !Number.isSafeInteger(value))) return JSON.rawJSON(context.source);
     return value;
   });
 }

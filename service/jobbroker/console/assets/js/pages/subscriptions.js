@@ -4,8 +4,10 @@ import { action, ask, badge, flash, h, link, number, pager, replace, table, time
 
 function health(s) {
   if (s.paused) return badge("paused");
-  const last = s.last_delivery;
-  if (!last) return h("span", { class: "muted" }, "no delivery yet");
+  if (s.health === undefined) return h("span", { class: "muted" }, "…");
+  if (s.health instanceof Error) return h("span", { class: "muted", title: s.health.message }, "n/a");
+  const last = s.health.last_delivery;
+  if (!last) return h("span", { class: "muted" }, "no recent delivery");
   const ok = last.outcome === "succeeded";
   return h(
     "div",
@@ -16,6 +18,7 @@ function health(s) {
     " ",
     time(last.ended_at),
     last.error && last.error.message ? h("div", { class: "sample" }, last.error.message) : null,
+    h("div", { class: "muted small" }, `last ${s.health.recent.succeeded + s.health.recent.failed}: ${s.health.recent.failed} failed`),
   );
 }
 
@@ -46,7 +49,7 @@ export async function render(root, me) {
             { label: "Endpoint", cell: (s) => h("div", {}, h("code", { class: "url" }, s.url), s.description ? h("div", { class: "muted" }, s.description) : null) },
             { label: "Types", cell: (s) => (s.types || ["any"]).map((t) => h("span", { class: "tag" }, t)) },
             { label: "Health", cell: health },
-            { label: "In flight", class: "num", cell: (s) => (s.active_deliveries === undefined ? "—" : `${number(s.active_deliveries)} / ${number(s.max_concurrency)}`) },
+            { label: "In flight", class: "num", cell: (s) => (s.health && !(s.health instanceof Error) ? `${number(s.health.in_flight)} / ${number(s.max_concurrency)}` : "—") },
             { label: "Secret rotated", cell: (s) => time(s.secret_rotated_at) },
             {
               label: "Actions",
@@ -66,6 +69,16 @@ export async function render(root, me) {
           { caption: "Push subscriptions", empty: "No push subscription: every queue is pulled by workers." },
         ),
       );
+    draw();
+    await Promise.all(
+      data.items.map(async (s) => {
+        try {
+          s.health = await get(`/v1/subscriptions/${enc(s.id)}/health`);
+        } catch (error) {
+          s.health = error;
+        }
+      }),
+    );
     draw();
     return data.next_cursor;
   });
