@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from jobbroker.core.states import JobState
 from jobbroker.store.db import Database
@@ -78,18 +77,18 @@ def _empty() -> dict[str, Any]:
     return {"counts": dict.fromkeys(JobState, 0), "oldest": None}
 
 
-def _json(value: Any) -> dict[str, float]:
-    return orjson.loads(value) if isinstance(value, str | bytes) else dict(value)
+def _shares(names: list[str], shares: list[float]) -> dict[str, float]:
+    return dict(zip(names, shares, strict=True))
 
 
 def _add_estimates(by_queue: dict[str, dict[str, Any]], estimate: asyncpg.Record, name: str | None) -> None:
     """Each common queue's share of the table's rows, less its exactly counted jobs, split between
     succeeded and cancelled as the whole table splits."""
-    states = _json(estimate["states"])
+    states = _shares(estimate["states"], estimate["state_shares"])
     succeeded, cancelled = states.get(JobState.SUCCEEDED, 0.0), states.get(JobState.CANCELLED, 0.0)
     if succeeded + cancelled <= 0:
         return
-    for queue, share in _json(estimate["queues"]).items():
+    for queue, share in _shares(estimate["queues"], estimate["queue_shares"]).items():
         if name is not None and queue != name:
             continue
         entry = by_queue.setdefault(queue, _empty())

@@ -164,13 +164,11 @@ def _delivery(row: asyncpg.Record) -> dict[str, Any]:
     """One delivery's outcome: a succeeded job's last attempt succeeded; otherwise its last error."""
     if row["state"] == "succeeded":
         return {"at": row["at"], "outcome": "succeeded", "http_status": None, "error": None}
-    failure = row["failure"] if isinstance(row["failure"], dict) else {}
-    error = failure.get("error") if isinstance(failure.get("error"), dict) else None
-    details = error.get("details") if error and isinstance(error.get("details"), dict) else {}
-    status = details.get("status")
+    status = row["http_status"]
+    error = {"type": row["error_type"], "message": row["error_message"]}
     return {
         "at": row["at"],
         "outcome": "failed",
-        "http_status": status if isinstance(status, int) else None,
-        "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+        "http_status": int(status) if status is not None and status.isdigit() else None,
+        "error": error if row["error_type"] is not None or row["error_message"] is not None else None,
     }

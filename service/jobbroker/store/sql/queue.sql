@@ -42,8 +42,10 @@ WITH rel AS (
     WHERE s.attname IN ('queue', 'state')
 )
 SELECT rel.rows,
-       coalesce((SELECT jsonb_object_agg(value, share) FROM shares WHERE attname = 'queue'), '{}') AS queues,
-       coalesce((SELECT jsonb_object_agg(value, share) FROM shares WHERE attname = 'state'), '{}') AS states
+       coalesce((SELECT array_agg(value ORDER BY value) FROM shares WHERE attname = 'queue'), '{}') AS queues,
+       coalesce((SELECT array_agg(share ORDER BY value) FROM shares WHERE attname = 'queue'), '{}') AS queue_shares,
+       coalesce((SELECT array_agg(value ORDER BY value) FROM shares WHERE attname = 'state'), '{}') AS states,
+       coalesce((SELECT array_agg(share ORDER BY value) FROM shares WHERE attname = 'state'), '{}') AS state_shares
 FROM rel;
 
 -- name: queue_flow

@@ -48,8 +48,10 @@ FOR UPDATE;
 -- :scan most recently finished jobs (the job_finished index, so a quiet subscription costs no
 -- more than a busy one) and its queue's retrying jobs (job_ready's partial index), of which
 -- those its worker id last handled.
-SELECT state, at, failure FROM (
-    SELECT queue, worker_id, state, finished_at AS at, errors -> -1 AS failure
+SELECT state, at, failure ->> 'type' AS error_type, failure ->> 'message' AS error_message,
+       failure -> 'details' ->> 'status' AS http_status
+FROM (
+    SELECT queue, worker_id, state, finished_at AS at, errors -> -1 -> 'error' AS failure
     FROM job
     WHERE state IN ('succeeded', 'dead', 'cancelled')
     ORDER BY finished_at DESC
@@ -57,7 +59,8 @@ SELECT state, at, failure FROM (
 ) AS finished
 WHERE queue = :queue AND worker_id = :worker_id AND state <> 'cancelled'
 UNION ALL
-SELECT state, updated_at, errors -> -1
+SELECT state, updated_at, errors -> -1 -> 'error' ->> 'type', errors -> -1 -> 'error' ->> 'message',
+       errors -> -1 -> 'error' -> 'details' ->> 'status'
 FROM job
 WHERE queue = :queue AND state = 'retrying' AND worker_id = :worker_id
 ORDER BY at DESC
