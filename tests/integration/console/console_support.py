@@ -95,6 +95,8 @@ async def seed(url: str) -> dict[str, Any]:
         assert (await c.patch("/v1/queues/billing", json={"paused": True, "max_concurrency": 4})).status_code == 200
         await enqueue("reports", "build_report", 5, delay_seconds=3600)
         await enqueue("reports", "build_report", 3)
+        for tenant, n in (("tenant-a", 4), ("tenant-b", 2)):
+            await enqueue("exports", "export_csv", n, flow_key=tenant)
         schedule = {
             "name": "nightly-report",
             "cron": "0 3 * * *",

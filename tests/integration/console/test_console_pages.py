@@ -245,3 +245,19 @@ async def test_a_payloads_numbers_are_shown_exactly_as_sent(page: Any, console_b
     await expect(shown).to_contain_text('"ratio": 0.1')
     await expect(shown).to_contain_text('"text": "<b>not markup</b>"')
     assert await page.locator("#content b").count() == 0
+
+
+async def test_a_queues_flow_keys_are_listed_and_one_is_paused(page: Any, console_broker: Any) -> None:
+    if not await has_route(console_broker.url, "GET", "/v1/queues/{queue}/keys"):
+        pytest.skip("this broker has no flow control by key")
+    await page.goto("/ui/queues")
+    await page.get_by_role("row").filter(has_text="exports").get_by_role("link", name="Keys").click()
+    await expect(page.locator("h1")).to_have_text("Keys of exports")
+    tenant = page.get_by_role("row").filter(has_text="tenant-a")
+    await expect(tenant).to_contain_text("4")
+    await expect(page.get_by_role("row").filter(has_text="tenant-b")).to_contain_text("2")
+    await tenant.get_by_role("button", name="Pause").click()
+    await expect(page.locator("#flash")).to_contain_text("Key tenant-a paused")
+    await expect(page.get_by_role("row").filter(has_text="tenant-a")).to_contain_text("paused")
+    async with httpx.AsyncClient(base_url=console_broker.url, headers=bearer(ADMIN_KEY)) as api:
+        assert (await api.get("/v1/queues/exports/keys/tenant-a")).json()["paused"] is True

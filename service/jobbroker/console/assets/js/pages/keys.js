@@ -1,11 +1,12 @@
 // A queue's flow-control keys: ready and active jobs per key, limits, pauses.
-import { enc, get, isAdmin, patch } from "../api.js";
+import { enc, get, isAdmin, parameters, patch } from "../api.js";
 import { action, badge, failure, flash, h, link, number, pager, replace, table, time } from "../dom.js";
 
 export async function render(root, me) {
   const queue = decodeURIComponent(location.pathname.split("/")[3]);
   document.getElementById("title").textContent = `Keys of ${queue}`;
   const admin = isAdmin(me);
+  const filterable = (await parameters("/v1/jobs")).has("flow_key");
   const list = h("div");
   const paging = pager(async (cursor) => {
     let data;
@@ -26,7 +27,11 @@ export async function render(root, me) {
       list,
       table(
         [
-          { label: "Key", cell: (k) => h("div", {}, link(`/ui/jobs?queue=${enc(queue)}&flow_key=${enc(k.key)}`, k.key), pausedNow(k) ? [" ", badge("paused")] : null) },
+          {
+            label: "Key",
+            cell: (k) =>
+              h("div", {}, filterable ? link(`/ui/jobs?queue=${enc(queue)}&flow_key=${enc(k.key)}`, k.key) : h("code", {}, k.key), pausedNow(k) ? [" ", badge("paused")] : null),
+          },
           { label: "Ready", class: "num", cell: (k) => number(k.ready) },
           { label: "Active", class: "num", cell: (k) => number(k.active) },
           { label: "Paused until", cell: (k) => (k.paused_until ? time(k.paused_until) : "—") },

@@ -6,6 +6,9 @@ function limits(q) {
   const parts = [];
   if (q.max_concurrency) parts.push(`≤ ${number(q.max_concurrency)} active`);
   if (q.rate_limit) parts.push(`${number(q.rate_limit)}/s`);
+  const flow = q.flow || {};
+  if (flow.max_concurrency_per_key) parts.push(`≤ ${number(flow.max_concurrency_per_key)} active per key`);
+  if (flow.rate_limit_per_key) parts.push(`${number(flow.rate_limit_per_key.max)} per ${number(flow.rate_limit_per_key.per_seconds)} s per key`);
   return parts.length ? parts.join(", ") : h("span", { class: "muted" }, "none");
 }
 
