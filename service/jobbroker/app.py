@@ -13,10 +13,22 @@ from jobbroker import __version__, metrics, telemetry
 from jobbroker.api import auth, docs, problems, spec
 from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
-from jobbroker.api.routes import audit, dlq, health, jobs, leases, queues, redrives, schedules, subscriptions
+from jobbroker.api.routes import (
+    audit,
+    dlq,
+    health,
+    identity,
+    jobs,
+    leases,
+    queues,
+    redrives,
+    schedules,
+    subscriptions,
+)
 from jobbroker.api.routes import metrics as metrics_routes
 from jobbroker.api.spec import operation_id
 from jobbroker.broker import Broker
+from jobbroker.console import install as install_console
 from jobbroker.keys import KeyRing
 from jobbroker.maintenance.loops import cleaner, cron_ticker, every, reaper, redriver, vacuumer
 from jobbroker.push.dispatcher import Dispatcher
@@ -39,6 +51,7 @@ TAGS = [
     {"name": "subscriptions", "description": "Push mode: jobs POSTed to subscriber URLs as signed webhooks."},
     {"name": "schedules", "description": "Recurring jobs: a cron expression enqueues a job each time it fires."},
     {"name": "audit", "description": "Who did what: every admin action."},
+    {"name": "auth", "description": "The calling API key's id and scopes."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -108,11 +121,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     auth.install(app, keys)
-    for module in (jobs, leases, dlq, redrives, queues, subscriptions, schedules, audit, health, metrics_routes):
+    for module in (
+        jobs,
+        leases,
+        dlq,
+        redrives,
+        queues,
+        subscriptions,
+        schedules,
+        audit,
+        identity,
+        health,
+        metrics_routes,
+    ):
         app.include_router(module.router)
     docs.install(app)
     open_paths = auth.open_paths(metrics_open=not settings.metrics.require_auth)
     spec.install(app, open_paths)
+    install_console(app)
     # The edge (request id, authentication, body limit, metrics) first; the hot routes' fast path
     # last, just before FastAPI's routing (middleware added later runs earlier).
     app.add_middleware(FastPath)

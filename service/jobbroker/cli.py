@@ -191,7 +191,8 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(run=grants_cmd)
     k = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     c = k.add_parser("create", help="make an API key: prints the key, then the entry to configure (its hash)")
-    c.add_argument("--scope", action="append", required=True, choices=["produce", "consume", "metrics", "admin"])
+    scopes = ["produce", "consume", "metrics", "read", "admin"]
+    c.add_argument("--scope", action="append", required=True, choices=scopes)
     c.set_defaults(run=keys_create)
     return p
 

@@ -25,6 +25,7 @@ class Scope(StrEnum):
     PRODUCE = "produce"  # enqueue jobs
     CONSUME = "consume"  # lease, heartbeat, ack, nack
     METRICS = "metrics"  # read /metrics when it is protected
+    READ = "read"  # every GET an admin key may make: jobs with their payloads, queues, the DLQ, settings
     ADMIN = "admin"  # everything, including inspecting, cancelling and replaying jobs
 
 

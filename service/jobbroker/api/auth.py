@@ -30,9 +30,11 @@ from jobbroker.keys import ApiKey, KeyRing, Scope
 log = logging.getLogger("jobbroker.auth")
 # The request scope's key under which the middleware leaves the caller's key.
 API_KEY = "jobbroker.api_key"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-OPEN_PREFIXES = ("/static/",)
+# The console's pages and assets hold no data: their scripts call the API with the operator's key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/ui"})
+OPEN_PREFIXES = ("/static/", "/ui/")
 CHALLENGE = 'Bearer realm="jobbroker"'
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -40,7 +42,7 @@ bearer = HTTPBearer(
     bearerFormat="jbk_...",
     description="An API key from `jobbroker keys create`, sent as `Authorization: Bearer <key>`. Scopes: "
     "`produce` (enqueue), `consume` (lease, heartbeat, ack, nack), `metrics` (a protected /metrics), "
-    "`admin` (everything).",
+    "`read` (every GET of an admin route: look, never act), `admin` (everything).",
 )
 
 
@@ -102,12 +104,17 @@ def _required(scope: Scope) -> Callable[..., Awaitable[None]]:
         if key is None:
             header = f"Bearer {credentials.credentials}" if credentials is not None else None
             key = request.scope[API_KEY] = authenticate(keys, header)
-        if not key.allows(scope):
+        if not key.allows(scope) and not reads(key, scope, request.method):
             log.info("request forbidden", extra={"key_id": key.id, "scope": str(scope), "path": request.url.path})
             raise Forbidden(f"this API key lacks the `{scope}` scope", scope=str(scope))
 
     require.scope = scope  # type: ignore[attr-defined]
     return require
+
+
+def reads(key: ApiKey, scope: Scope, method: str) -> bool:
+    """A `read` key may make every GET (or HEAD) an admin key may: look, never act."""
+    return scope is Scope.ADMIN and method in READ_METHODS and Scope.READ in key.scopes
 
 
 _REQUIRED = {scope: _required(scope) for scope in Scope}

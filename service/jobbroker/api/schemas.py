@@ -536,6 +536,11 @@ class QueueOut(BaseModel):
     oldest_pending_age_seconds: float
     active_leases: int
     dlq_size: int
+    counts_estimated: bool = Field(
+        False,
+        description="True when the finished counts (succeeded, cancelled) are the planner's estimates: "
+        "counting them exactly would read most of a big job table.",
+    )
     max_concurrency: int | None
     rate_limit: float | None
     default_max_attempts: int | None
@@ -573,6 +578,40 @@ class ProblemItem(BaseModel):
     loc: list[str | int]
     msg: str
     type: str
+
+
+class WhoAmI(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"authentication": True, "key_id": "3f9a0c12be47", "scopes": ["admin"]}]}
+    )
+
+    authentication: bool = Field(description="False when the broker runs without API keys (development mode).")
+    key_id: str | None = Field(description="The key's public id: the start of its hash, never the key.")
+    scopes: list[str] = Field(description="`admin` implies every other scope.")
+
+
+class ThroughputBucket(BaseModel):
+    start: datetime = Field(description="The minute's first instant.")
+    succeeded: int = Field(description="Jobs that succeeded in this minute.")
+    failed: int = Field(description="Jobs that died (moved to the DLQ) in this minute.")
+
+
+class QueueStatsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "queue": "emails",
+                    "bucket_seconds": 60,
+                    "buckets": [{"start": "2026-12-01T21:00:00Z", "succeeded": 312, "failed": 2}],
+                }
+            ]
+        }
+    )
+
+    queue: str
+    bucket_seconds: int = Field(description="Each bucket's length: one minute.")
+    buckets: list[ThroughputBucket] = Field(description="Oldest first, every minute present, the current one last.")
 
 
 class Problem(BaseModel):

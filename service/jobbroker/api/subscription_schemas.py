@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -151,3 +151,40 @@ class SubscriptionWithSecret(SubscriptionOut):
 class SubscriptionPage(BaseModel):
     items: list[SubscriptionOut]
     next_cursor: str | None
+
+
+class DeliveryOut(BaseModel):
+    at: datetime = Field(description="When the delivery's job finished, or its failed attempt was recorded.")
+    outcome: Literal["succeeded", "failed"]
+    http_status: int | None = Field(description="A failed delivery's answer status, when the subscriber answered.")
+    error: dict[str, Any] | None = Field(description="A failed delivery's error `type` and `message`.")
+
+
+class DeliveryCounts(BaseModel):
+    succeeded: int
+    failed: int
+
+
+class SubscriptionHealth(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "7",
+                    "in_flight": 2,
+                    "last_delivery": {
+                        "at": "2026-12-01T21:58:02Z",
+                        "outcome": "failed",
+                        "http_status": 503,
+                        "error": {"type": "http_503", "message": "HTTP 503 Service Unavailable"},
+                    },
+                    "recent": {"succeeded": 17, "failed": 3},
+                }
+            ]
+        }
+    )
+
+    id: str
+    in_flight: int = Field(description="Deliveries under way now.")
+    last_delivery: DeliveryOut | None = Field(description="The latest delivery seen; null when none lately.")
+    recent: DeliveryCounts = Field(description="Outcomes of the latest deliveries seen (at most 50).")

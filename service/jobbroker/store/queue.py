@@ -69,28 +69,68 @@ def rate_limit(max_: int | None, per_s: float | None) -> dict[str, Any] | None:
     return None if max_ is None else {"max": max_, "per_seconds": per_s}
 
 
+# Above this many rows (the planner's figure) finished jobs are estimated rather than counted.
+EXACT_FINISHED_ROWS = 200_000
+
+
+def _empty() -> dict[str, Any]:
+    return {"counts": dict.fromkeys(JobState, 0), "oldest": None}
+
+
+def _shares(names: list[str], shares: list[float]) -> dict[str, float]:
+    return dict(zip(names, shares, strict=True))
+
+
+def _add_estimates(by_queue: dict[str, dict[str, Any]], estimate: asyncpg.Record, name: str | None) -> None:
+    """Each common queue's share of the table's rows, less its exactly counted jobs, split between
+    succeeded and cancelled as the whole table splits."""
+    states = _shares(estimate["states"], estimate["state_shares"])
+    succeeded, cancelled = states.get(JobState.SUCCEEDED, 0.0), states.get(JobState.CANCELLED, 0.0)
+    if succeeded + cancelled <= 0:
+        return
+    for queue, share in _shares(estimate["queues"], estimate["queue_shares"]).items():
+        if name is not None and queue != name:
+            continue
+        entry = by_queue.setdefault(queue, _empty())
+        rest = max(0, round(estimate["rows"] * share) - sum(entry["counts"].values()))
+        entry["counts"][JobState.SUCCEEDED] = round(rest * succeeded / (succeeded + cancelled))
+        entry["counts"][JobState.CANCELLED] = rest - entry["counts"][JobState.SUCCEEDED]
+
+
 class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def stats(self, name: str | None = None) -> list[dict[str, Any]]:
-        """Counts by state, oldest ready age, active leases and DLQ size, for every known queue."""
+        """Counts by state, oldest ready age, active leases and DLQ size, for every known queue.
+
+        Live and dead jobs are counted exactly through partial indexes. Finished ones (succeeded,
+        cancelled) are counted exactly while the table is small, and estimated from the planner's
+        statistics once it is big (`counts_estimated`): counting them would read most of the table."""
         async with self.db.connection() as conn:
-            counts = await conn.fetch(Q["queue_counts"].sql, name)
+            rows = list(await conn.fetch(Q["queue_counts_live"].sql, name))
+            estimate = await conn.fetchrow(Q["queue_estimate_finished"].sql)
+            big = estimate is not None and estimate["rows"] > EXACT_FINISHED_ROWS
+            if not big:
+                rows += await conn.fetch(Q["queue_counts_finished"].sql, name)
             configs = {r["name"]: r for r in await conn.fetch(Q["queue_configs"].sql, name)}
             now = await conn.fetchval("SELECT now()")
         by_queue: dict[str, dict[str, Any]] = {}
-        for row in counts:
-            entry = by_queue.setdefault(row["queue"], {"counts": dict.fromkeys(JobState, 0), "oldest": None})
+        for row in rows:
+            entry = by_queue.setdefault(row["queue"], _empty())
             entry["counts"][row["state"]] = row["n"]
-            if row["oldest_ready_at"] is not None:
+            if row.get("oldest_ready_at") is not None:
                 oldest = entry["oldest"]
                 entry["oldest"] = row["oldest_ready_at"] if oldest is None else min(oldest, row["oldest_ready_at"])
+        if big:
+            _add_estimates(by_queue, estimate, name)
         names = sorted(set(by_queue) | set(configs))
-        return [self._one(q, by_queue.get(q), configs.get(q), now) for q in names]
+        return [self._one(q, by_queue.get(q), configs.get(q), now, big) for q in names]
 
     @staticmethod
-    def _one(name: str, seen: dict[str, Any] | None, config: asyncpg.Record | None, now: datetime) -> dict[str, Any]:
+    def _one(
+        name: str, seen: dict[str, Any] | None, config: asyncpg.Record | None, now: datetime, estimated: bool = False
+    ) -> dict[str, Any]:
         counts = seen["counts"] if seen else dict.fromkeys(JobState, 0)
         oldest = seen["oldest"] if seen else None
         return {
@@ -99,6 +139,7 @@ class QueueStore:
             "oldest_pending_age_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
             "active_leases": counts[JobState.ACTIVE],
             "dlq_size": counts[JobState.DEAD],
+            "counts_estimated": estimated,
             **_settings(config),
         }
 
@@ -124,3 +165,10 @@ class QueueStore:
         }
         async with self.db.connection() as conn:
             await conn.execute(Q["queue_upsert"].sql, *Q["queue_upsert"].args(args))
+
+    async def throughput(self, name: str, minutes: int) -> list[dict[str, Any]]:
+        """Per-minute buckets (start, succeeded, failed) of the jobs that finished in the last `minutes`."""
+        query = Q["queue_throughput"]
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(query.sql, *query.args({"name": name, "minutes": minutes}))
+        return [dict(r) for r in rows]

@@ -134,8 +134,41 @@ class SubscriptionStore:
                 active=active,
             )
 
+    async def health(self, subscription_id: int, scan: int, limit: int) -> dict[str, Any]:
+        """Deliveries in flight and the latest outcomes (see subscription_recent_deliveries)."""
+        subscription = await self.get(subscription_id)
+        args = {"queue": subscription["queue"], "worker_id": push_worker_id(subscription_id)}
+        recent_q, flight_q = Q["subscription_recent_deliveries"], Q["subscription_in_flight"]
+        async with self.db.connection() as conn:
+            rows = await conn.fetch(recent_q.sql, *recent_q.args({**args, "scan": scan, "limit": limit}))
+            in_flight = await conn.fetchval(flight_q.sql, *flight_q.args(args))
+        recent = [_delivery(r) for r in rows]
+        return {
+            "id": str(subscription_id),
+            "in_flight": in_flight,
+            "last_delivery": recent[0] if recent else None,
+            "recent": {
+                "succeeded": sum(d["outcome"] == "succeeded" for d in recent),
+                "failed": sum(d["outcome"] == "failed" for d in recent),
+            },
+        }
+
 
 def _found(row: asyncpg.Record | None, subscription_id: int) -> asyncpg.Record:
     if row is None:
         raise SubscriptionNotFound(f"no subscription with id {subscription_id}")
     return row
+
+
+def _delivery(row: asyncpg.Record) -> dict[str, Any]:
+    """One delivery's outcome: a succeeded job's last attempt succeeded; otherwise its last error."""
+    if row["state"] == "succeeded":
+        return {"at": row["at"], "outcome": "succeeded", "http_status": None, "error": None}
+    status = row["http_status"]
+    error = {"type": row["error_type"], "message": row["error_message"]}
+    return {
+        "at": row["at"],
+        "outcome": "failed",
+        "http_status": int(status) if status is not None and status.isdigit() else None,
+        "error": error if row["error_type"] is not None or row["error_message"] is not None else None,
+    }

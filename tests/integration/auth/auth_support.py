@@ -14,7 +14,7 @@ from jobbroker.keys import Scope
 from jobbroker.settings import Settings
 
 # Each test key by the scopes it holds, "+"-joined as in a key entry.
-KEYS = {name: keys.generate() for name in ("produce", "consume", "metrics", "admin", "produce+consume")}
+KEYS = {name: keys.generate() for name in ("produce", "consume", "metrics", "read", "admin", "produce+consume")}
 ENTRIES = ",".join(keys.entry(key, [Scope(s) for s in name.split("+")]) for name, key in KEYS.items())
 
 

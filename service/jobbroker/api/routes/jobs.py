@@ -23,6 +23,7 @@ from jobbroker.api.schemas import (
     NAME_PATTERN,
     QUEUE_PATTERN,
     TEXT_PATTERN,
+    AwareDatetime,
     EnqueueBatchOut,
     EnqueueBatchRequest,
     EnqueueOut,
@@ -150,13 +151,22 @@ async def list_jobs(
     type: Annotated[str | None, Query(max_length=200, pattern=NAME_PATTERN)] = None,
     correlation_id: Annotated[str | None, Query(max_length=255, pattern=TEXT_PATTERN)] = None,
     tag: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Finished (or, unfinished, created) at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Finished (or, unfinished, created) before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
-    """Jobs newest first, filtered by any of queue, state, type, correlation id, tag and payload
-    containment. Follow `next_cursor` for the next page; it is null on the last."""
+    """Jobs newest first, filtered by any of queue, state, type, correlation id, tag, payload
+    containment and time. Follow `next_cursor` for the next page; it is null on the last."""
     where = JobFilter(
-        queue=queue, state=state, type=type, correlation_id=correlation_id, tag=tag, payload_contains=contains
+        queue=queue,
+        state=state,
+        type=type,
+        correlation_id=correlation_id,
+        tag=tag,
+        payload_contains=contains,
+        since=since,
+        until=until,
     )
     return ORJSON(await page(broker, where, cursor, limit))
 

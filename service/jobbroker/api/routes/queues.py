@@ -14,7 +14,15 @@ from jobbroker.api.auth import protected
 from jobbroker.api.deps import BrokerDep, QueueName
 from jobbroker.api.jsonbody import JsonRoute
 from jobbroker.api.responses import ORJSON
-from jobbroker.api.schemas import QueueKeyOut, QueueKeyPage, QueueKeyPatch, QueueList, QueueOut, QueuePatch
+from jobbroker.api.schemas import (
+    QueueKeyOut,
+    QueueKeyPage,
+    QueueKeyPatch,
+    QueueList,
+    QueueOut,
+    QueuePatch,
+    QueueStatsOut,
+)
 from jobbroker.core.errors import InvalidInput
 from jobbroker.keys import Scope
 
@@ -42,6 +50,18 @@ async def list_queues(broker: BrokerDep) -> Response:
 async def get_queue(queue: QueueName, broker: BrokerDep) -> Response:
     """Counts by state, oldest pending age, active leases, DLQ size and settings of one queue."""
     return ORJSON(await broker.queue_stats(queue))
+
+
+@router.get("/v1/queues/{queue}/stats", response_model=QueueStatsOut, summary="Get a queue's throughput")
+async def get_queue_stats(
+    queue: QueueName,
+    broker: BrokerDep,
+    minutes: Annotated[int, Query(ge=1, le=1440, description="How many minutes back, the current one included.")] = 60,
+) -> Response:
+    """Jobs that succeeded and that died in each minute of the last `minutes` (default an hour),
+    oldest first, every minute present: the queue's throughput and failure rate."""
+    buckets = await broker.queues.throughput(queue, minutes)
+    return ORJSON({"queue": queue, "bucket_seconds": 60, "buckets": buckets})
 
 
 @router.patch("/v1/queues/{queue}", response_model=QueueOut, summary="Change a queue's settings")

@@ -18,6 +18,7 @@ from jobbroker.api.schemas import QUEUE_PATTERN
 from jobbroker.api.subscription_schemas import (
     RotateSecretRequest,
     SubscriptionCreate,
+    SubscriptionHealth,
     SubscriptionOut,
     SubscriptionPage,
     SubscriptionPatch,
@@ -29,6 +30,9 @@ from jobbroker.push import signing
 from jobbroker.push.ssrf import NetworkPolicy
 from jobbroker.settings import Settings
 
+# Health reads at most this many of the broker's latest finished jobs, and reports this many deliveries.
+HEALTH_SCAN = 5000
+HEALTH_RECENT = 50
 router = APIRouter(route_class=JsonRoute, tags=["subscriptions"], **protected(Scope.ADMIN))
 
 
@@ -99,6 +103,19 @@ async def list_subscriptions(
 async def get_subscription(sid: SubscriptionIdDep, broker: BrokerDep) -> Response:
     """One subscription's settings, without its secret."""
     return ORJSON(await broker.subscriptions.get(sid))
+
+
+@router.get(
+    "/v1/subscriptions/{id}/health",
+    response_model=SubscriptionHealth,
+    summary="Get a push subscription's delivery health",
+    responses=errors(404),
+)
+async def get_subscription_health(sid: SubscriptionIdDep, broker: BrokerDep) -> Response:
+    """Deliveries in flight, and the outcome of the latest ones (the last one's HTTP status and
+    error when it failed), read from the broker's most recently finished jobs and the queue's
+    retrying ones: a subscription that delivered nothing lately has `last_delivery: null`."""
+    return ORJSON(await broker.subscriptions.health(sid, scan=HEALTH_SCAN, limit=HEALTH_RECENT))
 
 
 @router.patch(

@@ -2,14 +2,51 @@
 -- Settings of queues an operator configured (all, or one).
 SELECT * FROM queue WHERE CAST(:name AS text) IS NULL OR name = CAST(:name AS text) ORDER BY name;
 
--- name: queue_counts
--- Jobs per queue and state, with the oldest ready job's run_at and the next delayed one.
-SELECT queue, state, count(*) AS n,
-       min(run_at) FILTER (WHERE state IN ('pending', 'retrying') AND run_at <= now()) AS oldest_ready_at
+-- name: queue_counts_finished
+-- Exact finished (succeeded, cancelled) jobs per queue: a scan of them, so only while the table is small.
+SELECT queue, state, count(*) AS n
 FROM job
-WHERE CAST(:name AS text) IS NULL OR queue = CAST(:name AS text)
+WHERE state IN ('succeeded', 'cancelled') AND (CAST(:name AS text) IS NULL OR queue = CAST(:name AS text))
+GROUP BY queue, state;
+
+-- name: queue_counts_live
+-- Live and dead jobs per queue and state, with the oldest ready job's run_at. Each arm's WHERE
+-- matches a partial index (job_ready, job_lease_expiry, job_dead), so the finished jobs kept for
+-- retention, usually the bulk of the table, are never read.
+SELECT queue, state, count(*) AS n, min(run_at) FILTER (WHERE run_at <= now()) AS oldest_ready_at
+FROM job
+WHERE state IN ('pending', 'retrying') AND (CAST(:name AS text) IS NULL OR queue = CAST(:name AS text))
 GROUP BY queue, state
-ORDER BY queue;
+UNION ALL
+SELECT queue, 'active', count(*), NULL
+FROM job WHERE state = 'active' AND (CAST(:name AS text) IS NULL OR queue = CAST(:name AS text))
+GROUP BY queue
+UNION ALL
+SELECT queue, 'dead', count(*), NULL
+FROM job WHERE state = 'dead' AND (CAST(:name AS text) IS NULL OR queue = CAST(:name AS text))
+GROUP BY queue;
+
+-- name: queue_estimate_finished
+-- The planner's statistics of the job table, for estimated finished counts: its row count, each
+-- common queue's share of the rows, and the shares of the finished states among them. Counting
+-- finished jobs exactly would read most of a big table.
+WITH rel AS (
+    SELECT c.oid, n.nspname, c.relname,
+           CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 8192 * 60 END AS rows
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = CAST('job' AS regclass)
+), shares AS (
+    SELECT s.attname, m.value, m.share
+    FROM rel JOIN pg_stats s ON s.schemaname = rel.nspname AND s.tablename = rel.relname
+    CROSS JOIN LATERAL unnest(CAST(CAST(s.most_common_vals AS text) AS text[]), s.most_common_freqs) AS m(value, share)
+    WHERE s.attname IN ('queue', 'state')
+)
+SELECT rel.rows,
+       coalesce((SELECT array_agg(value ORDER BY value) FROM shares WHERE attname = 'queue'), '{}') AS queues,
+       coalesce((SELECT array_agg(share ORDER BY value) FROM shares WHERE attname = 'queue'), '{}') AS queue_shares,
+       coalesce((SELECT array_agg(value ORDER BY value) FROM shares WHERE attname = 'state'), '{}') AS states,
+       coalesce((SELECT array_agg(share ORDER BY value) FROM shares WHERE attname = 'state'), '{}') AS state_shares
+FROM rel;
 
 -- name: queue_flow
 -- A queue's fairness, for the keyed lease.
@@ -30,6 +67,28 @@ RETURNING max_concurrency, rate_limit_per_s, rate_tokens;
 -- name: queue_spend_tokens
 -- Take the leased count out of the rate-limit bucket.
 UPDATE queue SET rate_tokens = rate_tokens - :spent WHERE name = :name;
+
+-- name: queue_throughput
+-- One queue's finished jobs per minute over the last :minutes minutes (the current one included),
+-- succeeded and dead, every minute present. The job_finished index (finished_at of finished jobs)
+-- bounds the read to the window instead of the queue's whole history.
+WITH bucket AS (
+    SELECT generate_series(
+        date_bin(interval '1 minute', now() - make_interval(mins => CAST(:minutes AS integer) - 1), TIMESTAMPTZ '2000-01-01Z'),
+        date_bin(interval '1 minute', now(), TIMESTAMPTZ '2000-01-01Z'),
+        interval '1 minute') AS start
+), finished AS (
+    SELECT date_bin(interval '1 minute', finished_at, TIMESTAMPTZ '2000-01-01Z') AS start,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE state = 'dead') AS failed
+    FROM job
+    WHERE state IN ('succeeded', 'dead', 'cancelled') AND queue = :name
+      AND finished_at >= (SELECT min(start) FROM bucket)
+    GROUP BY 1
+)
+SELECT bucket.start, coalesce(finished.succeeded, 0) AS succeeded, coalesce(finished.failed, 0) AS failed
+FROM bucket LEFT JOIN finished USING (start)
+ORDER BY bucket.start;
 
 -- name: queue_upsert
 -- Change some of a queue's settings; a false :set_x flag leaves x as it was.

@@ -21,6 +21,10 @@ SELECT id, queue FROM subscription WHERE NOT paused ORDER BY id;
 -- One subscription by id.
 SELECT * FROM subscription WHERE id = :id;
 
+-- name: subscription_in_flight
+-- Deliveries under way: the subscription's active jobs (job_active_worker).
+SELECT count(*) FROM job WHERE state = 'active' AND queue = :queue AND worker_id = :worker_id;
+
 -- name: subscription_list
 -- Subscriptions oldest first, optionally of one queue; keyset pagination on id.
 SELECT * FROM subscription
@@ -38,6 +42,29 @@ SELECT id, queue, url, types, max_concurrency, timeout_s, paused,
 FROM subscription
 WHERE id = :id
 FOR UPDATE;
+
+-- name: subscription_recent_deliveries
+-- A subscription's latest deliveries, newest first, from two bounded reads: the broker's
+-- :scan most recently finished jobs (the job_finished index, so a quiet subscription costs no
+-- more than a busy one) and its queue's retrying jobs (job_ready's partial index), of which
+-- those its worker id last handled.
+SELECT state, at, failure ->> 'type' AS error_type, failure ->> 'message' AS error_message,
+       failure -> 'details' ->> 'status' AS http_status
+FROM (
+    SELECT queue, worker_id, state, finished_at AS at, errors -> -1 -> 'error' AS failure
+    FROM job
+    WHERE state IN ('succeeded', 'dead', 'cancelled')
+    ORDER BY finished_at DESC
+    LIMIT :scan
+) AS finished
+WHERE queue = :queue AND worker_id = :worker_id AND state <> 'cancelled'
+UNION ALL
+SELECT state, updated_at, errors -> -1 -> 'error' ->> 'type', errors -> -1 -> 'error' ->> 'message',
+       errors -> -1 -> 'error' -> 'details' ->> 'status'
+FROM job
+WHERE queue = :queue AND state = 'retrying' AND worker_id = :worker_id
+ORDER BY at DESC
+LIMIT :limit;
 
 -- name: subscription_rotate_secret
 -- Replace the secret; the old one keeps signing alongside until :overlap_s from now (0: not at all).
