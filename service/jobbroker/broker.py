@@ -90,7 +90,10 @@ class Broker:
     ) -> list[Job]:
         """Lease now, or wait up to `wait_s` for a notification or a delayed job to come due."""
         attempt = functools.partial(self.jobs.lease, queue, worker_id, max_jobs, visibility_timeout_s, types)
-        jobs = await attempt() if wait_s <= 0 else await self._wait_for_jobs(queue, wait_s, attempt, gone)
+        if wait_s <= 0:
+            jobs = await attempt()
+        else:
+            jobs = await self._wait_for_jobs(queue, wait_s, attempt, max_jobs, gone)
         events.leased(jobs)
         return jobs
 
@@ -99,28 +102,37 @@ class Broker:
         queue: str,
         wait_s: float,
         attempt: Callable[[], Awaitable[list[Job]]],
+        max_jobs: int,
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> list[Job]:
+        """Look, then wait in the queue's line for a wake-up (see ReadyHub), a delayed job coming
+        due or the fallback poll, and look again, until jobs are found or the wait is over."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_s, self.settings.lease.max_wait_s)
-        # Registered before the first look, so a notification landing meanwhile is not lost.
-        event = self.hub.register(queue)
+        # In line before the first look, so a notification landing meanwhile is not lost.
+        waiter = self.hub.join(queue)
         try:
             jobs = await attempt()
             limited = not jobs and await self.jobs.is_limited(queue)
             while not jobs and not self.stopping.is_set():
                 timeout = min(deadline - loop.time(), await self._until_due(queue), self._poll_s(limited))
                 if timeout > 0:
-                    await _wait(event, timeout)
+                    await _wait(waiter.event, timeout)
                 if self.stopping.is_set() or (gone is not None and await gone()):
                     return []
-                event.clear()
+                woken = self.hub.take(waiter)
+                if woken:
+                    metrics.long_poll_woken(queue)
                 jobs = await attempt()
+                if woken and waiter.relay and len(jobs) >= max_jobs:
+                    # A full batch after a notification without a count (an update trigger's):
+                    # more may be ready, so the next in line looks too.
+                    self.hub.pass_on(queue)
                 if loop.time() >= deadline:
                     break
             return jobs
         finally:
-            self.hub.unregister(queue, event)
+            self.hub.leave(waiter)
 
     async def heartbeat(
         self, job_id: int, lease_id: str, visibility_timeout_s: int | None, progress: Any
