@@ -10,11 +10,17 @@ import asyncpg
 import httpx
 import pytest
 
-from jobbroker.settings import Settings
+from jobbroker.settings import DbSettings, Settings
 from jobbroker.store.db import plain_url
 from support import BrokerProcess, eventually
 
 MAX_PAYLOAD = Settings().jobs.max_payload_bytes
+
+
+async def connect(broker: BrokerProcess) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        plain_url(broker.database_url), server_settings={"search_path": DbSettings().schema_name}
+    )
 
 
 def schedule(**fields: object) -> dict[str, object]:
@@ -83,7 +89,7 @@ async def test_any_json_payload_null_included_is_kept_and_enqueued(
     cleared = await api.patch(f"/v1/schedules/{absent['name']}", json={"payload": None})
     assert cleared.status_code == 200 and cleared.json()["payload"] is None
     # The fire enqueues that very payload.
-    conn = await asyncpg.connect(plain_url(broker_process.database_url))
+    conn = await connect(broker_process)
     try:
         await conn.execute("UPDATE schedule SET next_run_at = now() WHERE name = $1", body["name"])
     finally:
@@ -108,7 +114,7 @@ async def test_a_schedule_that_cannot_fire_holds_up_no_other(
         f"six-{tag}": ("* * * * * *", "UTC", "{}"),
     }
     good = f"good-{tag}"
-    conn = await asyncpg.connect(plain_url(broker_process.database_url))
+    conn = await connect(broker_process)
     try:
         rows = [*((name, *row) for name, row in bad.items()), (good, "* * * * *", "UTC", '{"n": 1}')]
         for name, cron, zone, payload in rows:
