@@ -40,6 +40,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/?#\s@]*@)?([^/?#\s]*)([^?#\s]*)(?:\?[^#\s]*)?(?:#\S*)?")
 _JSON_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_NEEDS_QUOTES = re.compile(r'[\s"\\=\x00-\x1f\x7f-\x9f\u2028\u2029]')
 _SECRET = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
 
 
@@ -110,9 +111,12 @@ def _scrub_value(value: Any) -> Any:
 
 
 def _text(value: Any) -> str:
-    """A field's value in a text line: escaped, and quoted when it has spaces (or is empty)."""
-    text = escape(scrub(str(value)))
-    return orjson.dumps(text).decode() if not text or " " in text or '"' in text else text
+    """A field's value in a text line: as it is when plain, else quoted as a JSON string (escaped
+    control characters included), so a value can neither end its line nor pass for another field."""
+    text = scrub(str(value))
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return orjson.dumps(text).decode().translate(_JSON_LINE_BREAKS)
 
 
 def config(log_format: str, level: str, job_events: bool = True) -> dict[str, Any]:

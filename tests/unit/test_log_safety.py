@@ -46,6 +46,9 @@ def test_client_values_stay_on_their_line(captured: tuple[logging.Logger, io.Str
         assert record["worker_id"] == value and value in record["message"]
     else:
         assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in lines[0])
+        # A field's value is quoted as a JSON string: escaped once, and read back exactly.
+        quoted = lines[0].split(" worker_id=", 1)[1].split(" correlation_id=", 1)[0]
+        assert json.loads(quoted) == value
 
 
 def test_a_traceback_in_text_is_indented_so_no_line_reads_as_a_record(
