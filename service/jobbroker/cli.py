@@ -165,8 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
         http="jobbroker.connections:BoundedHttpProtocol",
         access_log=False,
         timeout_keep_alive=settings.server.keep_alive_s,  # type: ignore[arg-type]
-        # uvicorn counts the connection being answered too.
-        limit_concurrency=settings.server.max_connections + 1,
+        # The protocol answers requests beyond JOBBROKER_SERVER__MAX_CONNECTIONS itself (a problem).
         timeout_graceful_shutdown=round(settings.server.shutdown_grace_s),
     )
     return 0

@@ -6,7 +6,9 @@ byte at a time, was held for ever, so a few thousand such clients used up the fi
 Here each connection gets `header_timeout_s` from its start (and each further request from its
 first byte) to finish its request line and headers, which may total `max_header_bytes`, then
 `body_timeout_s` to finish the body; past either it is closed. Once a request is in, nothing
-limits how long the answer takes, so long-poll leases wait as before.
+limits how long the answer takes, so long-poll leases wait as before. A request on a connection
+beyond `max_connections` is answered 503 and the connection closed. The refusals here are
+problem+json as every other answer (uvicorn's own are plain text).
 
 uvicorn builds the protocol itself (in each worker process), so the limits are read from the
 settings once per process.
@@ -20,12 +22,51 @@ import logging
 from typing import Any
 
 import httptools
+import orjson
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from jobbroker.settings import ServerSettings, Settings
 
 log = logging.getLogger("jobbroker.connections")
-_TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def _problem(status: int, code: str, title: str, detail: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    body = orjson.dumps(
+        {"type": f"urn:jobbroker:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    return body, headers
+
+
+def _raw(status: int, reason: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {reason}".encode(), *(name + b": " + value for name, value in headers)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+_TIMEOUT_408 = _raw(
+    408, "Request Timeout", *_problem(408, "request_timeout", "Request timeout", "the request did not arrive in time")
+)
+_HEADERS_431 = _raw(
+    431,
+    "Request Header Fields Too Large",
+    *_problem(431, "headers_too_large", "Request headers too large", "the request line and headers are too large"),
+)
+_MALFORMED_400 = _raw(
+    400, "Bad Request", *_problem(400, "bad_request", "Bad request", "the request is not valid HTTP/1.1")
+)
+_BUSY_BODY, _BUSY_HEADERS = _problem(
+    503, "too_many_connections", "Too many connections", "the server holds as many connections as it may; retry later"
+)
+
+
+async def too_many_connections(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": [*_BUSY_HEADERS, (b"retry-after", b"1")]})
+    await send({"type": "http.response.body", "body": _BUSY_BODY})
 
 
 @functools.cache
@@ -45,6 +86,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         # "headers" until the request's headers are in, "body" until its body is, then "idle".
         self._phase = "headers"
         self._header_bytes = 0
+        self._headers_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,7 +113,20 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._phase = "body"
         self._arm(self._limits.body_timeout_s, "body")
-        super().on_headers_complete()
+        if len(self.connections) <= self._limits.max_connections:
+            super().on_headers_complete()
+            return
+        # uvicorn starts the request's cycle with self.app: this one answers it 503.
+        app, self.app = self.app, too_many_connections
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse (and to headers over the cap), as a problem."""
+        self.transport.write(_HEADERS_431 if self._headers_too_large else _MALFORMED_400)
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         self._phase = "idle"
@@ -81,6 +136,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _count_header_bytes(self, n: int) -> None:
         self._header_bytes += n
         if self._header_bytes > self._limits.max_header_bytes:
+            self._headers_too_large = True
             raise HeadersTooLarge
 
     def _arm(self, seconds: float, phase: str) -> None:
