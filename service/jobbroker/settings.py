@@ -212,7 +212,8 @@ class Settings(BaseSettings):
             scheme = urlsplit(value.get_secret_value()).scheme.split("+")[0].lower()
             if scheme not in ("postgres", "postgresql"):
                 # Only the scheme: the rest of the URL may hold a password.
-                raise ValueError(f"a postgresql:// URL is expected, not {scheme or 'no scheme'}://")
+                given = f", not {scheme}://" if scheme else ""
+                raise ValueError(f"a postgresql:// URL is expected{given}")
         return value
 
     def serve_workers(self) -> int:
