@@ -104,7 +104,7 @@ def target(url: str) -> PushTarget:
 
 
 JOB = {"id": 1, "queue": "q", "type": "t", "payload": {}, "attempt": 1, "max_attempts": 3}
-JOB |= {"correlation_id": None, "created_at": "2026-01-01T00:00:00Z"}
+JOB |= {"correlation_id": None, "flow_key": None, "created_at": "2026-01-01T00:00:00Z"}
 
 
 @pytest.mark.parametrize(
