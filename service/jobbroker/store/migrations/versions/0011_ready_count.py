@@ -3,7 +3,7 @@
 from jobbroker.store.migrations.sqlfile import run_sql_file
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
