@@ -13,6 +13,7 @@ from jobbroker import __version__, metrics, telemetry
 from jobbroker.api import auth, docs, problems, spec
 from jobbroker.api.edge import Edge
 from jobbroker.api.fastpath import FastPath
+from jobbroker.api.limits import BodyLimits
 from jobbroker.api.routes import (
     audit,
     dlq,
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Edge,
         keys=keys,
         open_paths=open_paths,
-        max_request_bytes=settings.max_request_bytes,
+        body_limits=BodyLimits.from_settings(settings),
         access_log=settings.log_access,
     )
     if telemetry.enabled():

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,6 +34,8 @@ DUE_SLACK_S = 0.005
 LIMITED_POLL_S = 0.5
 # Dead jobs per page of an export.
 EXPORT_BATCH = 500
+# A schedule whose next fire time cannot be computed is tried again this much later.
+SCHEDULE_RETRY_S = 60
 
 
 class Broker:
@@ -90,7 +92,10 @@ class Broker:
     ) -> list[Job]:
         """Lease now, or wait up to `wait_s` for a notification or a delayed job to come due."""
         attempt = functools.partial(self.jobs.lease, queue, worker_id, max_jobs, visibility_timeout_s, types)
-        jobs = await attempt() if wait_s <= 0 else await self._wait_for_jobs(queue, wait_s, attempt, gone)
+        if wait_s <= 0:
+            jobs = await attempt()
+        else:
+            jobs = await self._wait_for_jobs(queue, wait_s, attempt, max_jobs, gone)
         events.leased(jobs)
         return jobs
 
@@ -99,28 +104,37 @@ class Broker:
         queue: str,
         wait_s: float,
         attempt: Callable[[], Awaitable[list[Job]]],
+        max_jobs: int,
         gone: Callable[[], Awaitable[bool]] | None,
     ) -> list[Job]:
+        """Look, then wait in the queue's line for a wake-up (see ReadyHub), a delayed job coming
+        due or the fallback poll, and look again, until jobs are found or the wait is over."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait_s, self.settings.lease.max_wait_s)
-        # Registered before the first look, so a notification landing meanwhile is not lost.
-        event = self.hub.register(queue)
+        # In line before the first look, so a notification landing meanwhile is not lost.
+        waiter = self.hub.join(queue)
         try:
             jobs = await attempt()
             limited = not jobs and await self.jobs.is_limited(queue)
             while not jobs and not self.stopping.is_set():
                 timeout = min(deadline - loop.time(), await self._until_due(queue), self._poll_s(limited))
                 if timeout > 0:
-                    await _wait(event, timeout)
+                    await _wait(waiter.event, timeout)
                 if self.stopping.is_set() or (gone is not None and await gone()):
                     return []
-                event.clear()
+                woken = self.hub.take(waiter)
+                if woken:
+                    metrics.long_poll_woken(queue)
                 jobs = await attempt()
+                if woken and waiter.relay and len(jobs) >= max_jobs:
+                    # A full batch after a notification without a count (an update trigger's):
+                    # more may be ready, so the next in line looks too.
+                    self.hub.pass_on(queue)
                 if loop.time() >= deadline:
                     break
             return jobs
         finally:
-            self.hub.unregister(queue, event)
+            self.hub.leave(waiter)
 
     async def heartbeat(
         self, job_id: int, lease_id: str, visibility_timeout_s: int | None, progress: Any
@@ -228,11 +242,14 @@ class Broker:
         return True
 
     async def create_schedule(self, schedule: Schedule) -> Schedule:
+        self.check_size(schedule["payload"], "payload")
         next_run_at = next_fire(schedule["cron"], schedule["timezone"], datetime.now(UTC))
         return await self.schedules.create({**schedule, "next_run_at": next_run_at})
 
     async def update_schedule(self, name: str, changes: dict[str, Any]) -> Schedule:
         """Apply `changes`; a new cron, time zone or pause state fires next from now (missed fires skipped)."""
+        if "payload" in changes:
+            self.check_size(changes["payload"], "payload")
         merged = {**await self.schedules.get(name), **changes}
         if changes.keys() & {"cron", "timezone", "paused"}:
             merged["next_run_at"] = next_fire(merged["cron"], merged["timezone"], datetime.now(UTC))
@@ -243,6 +260,8 @@ class Broker:
         move the schedule to its next fire after now (fires missed while the broker was down collapse
         into this one)."""
         fired_at = schedule["next_run_at"]
+        # First, so a schedule whose next fire cannot be computed enqueues nothing.
+        next_run_at = next_fire(schedule["cron"], schedule["timezone"], max(fired_at, datetime.now(UTC)))
         job = NewJob(
             type=schedule["type"],
             payload=schedule["payload"],
@@ -253,9 +272,18 @@ class Broker:
             correlation_id=f"schedule:{schedule['name']}",
         )
         [(enqueued, _)] = await self.enqueue(schedule["queue"], [job])
-        after = max(fired_at, datetime.now(UTC))
-        next_run_at = next_fire(schedule["cron"], schedule["timezone"], after)
         await self.schedules.advance(schedule["name"], fired_at, next_run_at, int(enqueued["id"]))
+
+    async def postpone_schedule(self, schedule: Schedule) -> None:
+        """Move a schedule whose fire failed to its next fire time, or a minute on when even that cannot
+        be computed (a time zone no longer known), recording no run: it fails once per fire, not on
+        every tick, and holds up no other schedule."""
+        now = datetime.now(UTC)
+        try:
+            next_run_at = next_fire(schedule["cron"], schedule["timezone"], max(schedule["next_run_at"], now))
+        except InvalidInput:
+            next_run_at = now + timedelta(seconds=SCHEDULE_RETRY_S)
+        await self.schedules.postpone(schedule["name"], schedule["next_run_at"], next_run_at)
 
     def expired(self, rows: list[Any]) -> None:
         """The reaper's callback: leases that ran out (stalled workers)."""

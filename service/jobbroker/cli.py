@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import gc
 import importlib.util
 import json
 import logging
 import os
+import resource
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobbroker import __version__
-from jobbroker.settings import Settings
+from jobbroker.settings import Settings, describe_error
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -26,6 +30,23 @@ HEALTHCHECK_TIMEOUT_S = 2
 
 class NoDatabase(Exception):
     """No database URL is configured and the embedded PostgreSQL is not installed."""
+
+
+# File descriptors beyond the client connections: database pools, LISTEN, push deliveries, logs.
+FILE_HEADROOM = 1024
+
+
+class StartupError(Exception):
+    """A reason not to start, said in one line on stderr (exit code 2) instead of a traceback."""
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise StartupError("; ".join(describe_error(e) for e in exc.errors())) from None
 
 
 def _database_url(settings: Settings) -> str:
@@ -39,30 +60,86 @@ def _database_url(settings: Settings) -> str:
         )
     from jobbroker.store import embedded
 
-    url = embedded.start(settings.data_dir)
+    try:
+        url = embedded.start(settings.data_dir)
+    except Exception as exc:
+        raise StartupError(f"the embedded PostgreSQL in {settings.data_dir} did not start: {_reason(exc)}") from None
     logging.getLogger("jobbroker").info("embedded PostgreSQL in %s", settings.data_dir.resolve() / "pg")
     return url
 
 
+def _migrate(url: str, settings: Settings) -> None:
+    from jobbroker.store import migrate
+
+    try:
+        asyncio.run(migrate.upgrade_for(url, settings))
+    except Exception as exc:
+        raise StartupError(f"cannot use the database (JOBBROKER_DATABASE_URL): {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause (the driver's own error, not SQLAlchemy's wrapping), in one line."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Bind the address once, as the server will, so a taken port or a wrong host is said at once
+    (before the embedded PostgreSQL or migrations start) and names the setting to change."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise StartupError(f"cannot bind to host {host!r} (JOBBROKER_HOST or --host): {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {host} is already in use: set JOBBROKER_PORT (or --port) to a free one"
+                ) from None
+            raise StartupError(f"cannot bind to {host}:{port} (JOBBROKER_HOST, JOBBROKER_PORT): {exc}") from None
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Let the process hold the connections it is configured for (the soft limit is often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(args: argparse.Namespace) -> int:
+    try:
+        return _serve(args)
+    except StartupError as exc:
+        print(f"jobbroker: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from jobbroker import logs, metrics
     from jobbroker.keys import KeyRing, exposure_refusal
-    from jobbroker.store import migrate
 
-    settings = Settings()
+    settings = _settings()
     logs.configure(settings.log_format, settings.log_level, settings.job_events_logged())
     host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
     try:
         keys = KeyRing.parse(settings.api_keys and settings.api_keys.get_secret_value(), settings.api_keys_file)
     except (ValueError, OSError) as exc:
-        print(f"jobbroker: API keys: {exc}", file=sys.stderr)
-        return 2
+        raise StartupError(f"API keys: {exc}") from None
     refusal = exposure_refusal(keys, host, args.insecure)
     if refusal is not None:
-        print(f"jobbroker: {refusal}", file=sys.stderr)
-        return 2
+        raise StartupError(refusal)
+    _check_bindable(host, port)
     workers = args.workers or settings.serve_workers()
     if workers > 1:
         # Each worker process counts its own requests and jobs; scrapes sum them from this directory.
@@ -70,7 +147,8 @@ def serve(args: argparse.Namespace) -> int:
     url = _database_url(settings)
     # Worker processes build their own app from the environment, embedded URL included.
     os.environ["JOBBROKER_DATABASE_URL"] = url
-    asyncio.run(migrate.upgrade_for(url, settings))
+    _migrate(url, settings)
+    _raise_file_limit(settings.server.max_connections + FILE_HEADROOM)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL (stopped at exit) shut down with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -78,14 +156,17 @@ def serve(args: argparse.Namespace) -> int:
         "jobbroker.cli:serving_app",
         factory=True,
         host=host,
-        port=args.port if args.port is not None else settings.port,
+        port=port,
         workers=workers,
         log_level=settings.log_level,
         log_config=logs.config(settings.log_format, settings.log_level, settings.job_events_logged()),
         loop="uvloop",
-        http="httptools",
+        # httptools with deadlines on receiving each request (see connections.py).
+        http="jobbroker.connections:BoundedHttpProtocol",
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.server.keep_alive_s,  # type: ignore[arg-type]
+        # The protocol answers requests beyond JOBBROKER_SERVER__MAX_CONNECTIONS itself (a problem).
+        timeout_graceful_shutdown=round(settings.server.shutdown_grace_s),
     )
     return 0
 
@@ -106,8 +187,12 @@ def serving_app() -> FastAPI:
 def migrate_cmd(_args: argparse.Namespace) -> int:
     from jobbroker.store import migrate
 
-    settings = Settings()
-    asyncio.run(migrate.upgrade_for(_database_url(settings), settings))
+    try:
+        settings = _settings()
+        _migrate(_database_url(settings), settings)
+    except (StartupError, NoDatabase) as exc:
+        print(f"jobbroker: {exc}", file=sys.stderr)
+        return 2
     print(f"jobbroker: schema at revision {migrate.head_revision()}")
     return 0
 

@@ -67,6 +67,11 @@ STALLED = Counter("jobbroker_jobs_stalled_total", "Leases that expired before an
 CANCELLED = Counter("jobbroker_jobs_cancelled_total", "Jobs cancelled.", ["queue", "type"])
 REPLAYED = Counter("jobbroker_jobs_replayed_total", "Dead or cancelled jobs sent back to pending.", ["queue"])
 PURGED = Counter("jobbroker_jobs_purged_total", "Dead jobs deleted from the dead-letter queue.", ["queue"])
+LONG_POLL_WOKEN = Counter(
+    "jobbroker_long_poll_wakeups_total",
+    "Long-polling leases woken by a notification that their queue has ready jobs (at most one per ready job).",
+    ["queue"],
+)
 RUN_SECONDS = Histogram(
     "jobbroker_job_run_duration_seconds",
     "From lease to ack (outcome succeeded) or nack (outcome failed).",
@@ -196,6 +201,10 @@ def ended(jobs: Iterable[Any]) -> None:
             DEAD.labels(LABELS.queue(job["queue"]), LABELS.type(job["type"])).inc()
         elif job["state"] == "cancelled":
             CANCELLED.labels(LABELS.queue(job["queue"]), LABELS.type(job["type"])).inc()
+
+
+def long_poll_woken(queue: str) -> None:
+    LONG_POLL_WOKEN.labels(LABELS.queue(queue)).inc()
 
 
 def replayed(counts: dict[str, int]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -138,6 +140,28 @@ class PushSettings(BaseModel):
     shutdown_grace_s: float = Field(5.0, ge=0, le=600)
 
 
+class ServerSettings(BaseModel):
+    """The HTTP server's connection limits (JOBBROKER_SERVER__*); see docs/operations.md.
+
+    A client that holds a connection without finishing a request (slow headers, a trickled body, or
+    nothing at all) is cut off, so connections cannot pile up until file descriptors run out.
+    """
+
+    # An idle keep-alive connection is closed after this long (longer than clients' own pool
+    # expiry, httpx's 5 s, so the client closes first and never sends on a closing connection).
+    keep_alive_s: float = Field(20, gt=0, le=3600)
+    # From a connection's start (or a request's first byte) until its headers are complete.
+    header_timeout_s: float = Field(10, gt=0, le=600)
+    # From the headers until the whole body is in.
+    body_timeout_s: float = Field(60, gt=0, le=3600)
+    # Request line and headers together, at most.
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Open connections per process; requests beyond it are answered 503 (long polls count).
+    max_connections: int = Field(4096, ge=1, le=1_000_000)
+    # On SIGTERM, requests in flight (long polls included) get this long to finish.
+    shutdown_grace_s: float = Field(5, ge=0, le=600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBBROKER_", env_nested_delimiter="__", extra="ignore", frozen=True)
 
@@ -147,9 +171,11 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65_535)
     # `jobbroker serve` processes: "auto" is one per CPU this process may run on (see serve_workers).
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: str = Field("json", pattern="^(json|text)$")
-    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # The body of a batch (enqueue, ack, nack) at most; other routes take what their one payload may
+    # be (see api/limits.py). A body is parsed whole on the event loop: 8 MiB takes about 0.25 s.
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     # One log line per HTTP request (method, path, status, duration, request id).
     log_access: bool = False
     # One log line per job event (enqueued, leased, acked, nacked, ...). Off by default, where only the
@@ -172,6 +198,23 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     push: PushSettings = PushSettings()
     metrics: MetricsSettings = MetricsSettings()
+    server: ServerSettings = ServerSettings()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme.split("+")[0].lower()
+            if scheme not in ("postgres", "postgresql"):
+                # Only the scheme: the rest of the URL may hold a password.
+                given = f", not {scheme}://" if scheme else ""
+                raise ValueError(f"a postgresql:// URL is expected{given}")
+        return value
 
     def serve_workers(self) -> int:
         """The process count `serve` starts: as configured, or one per CPU this process may use (its
@@ -194,3 +237,18 @@ class Settings(BaseSettings):
         if self.db.pool_max_size < self.db.pool_min_size:
             raise ValueError("db.pool_max_size must be >= db.pool_min_size")
         return self
+
+
+# Settings whose values are never repeated back (in an error message or elsewhere).
+SECRET_FIELDS = frozenset({"database_url", "api_keys"})
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """One setting's validation error as `JOBBROKER_<NAME>: <what is wrong>`, for a one-line refusal."""
+    loc = [str(part) for part in error.get("loc", ())]
+    name = "JOBBROKER_" + "__".join(loc).upper() if loc else "the settings"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    given = error.get("input")
+    if loc and loc[0] not in SECRET_FIELDS and isinstance(given, str | int | float) and len(str(given)) <= 100:
+        message += f" (got {given!r})"
+    return f"{name}: {message}"

@@ -24,12 +24,12 @@ _HEADER = HEADER.lower().encode()
 
 class Edge:
     def __init__(
-        self, app: ASGIApp, keys: KeyRing, open_paths: frozenset[str], max_request_bytes: int, access_log: bool
+        self, app: ASGIApp, keys: KeyRing, open_paths: frozenset[str], body_limits: limits.BodyLimits, access_log: bool
     ) -> None:
         self.app = app
         self.keys = keys
         self.open_paths = open_paths
-        self.max_request_bytes = max_request_bytes
+        self.body_limits = body_limits
         self.access_log = access_log
         self.http_metrics = HttpMetrics()
 
@@ -51,13 +51,12 @@ class Edge:
             await send(message)
 
         try:
-            refusal = auth.admit(self.keys, self.open_paths, scope) or limits.declared_too_large(
-                scope, self.max_request_bytes
-            )
+            max_bytes = self.body_limits.of(scope)
+            refusal = auth.admit(self.keys, self.open_paths, scope) or limits.declared_too_large(scope, max_bytes)
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
             else:
-                await self.app(scope, limits.capped(receive, self.max_request_bytes), send_with_id)
+                await self.app(scope, limits.capped(receive, max_bytes), send_with_id)
         finally:
             seconds = time.perf_counter() - started
             self.http_metrics.record(scope["app"], scope["method"], scope["path"], status, seconds)

@@ -1,6 +1,16 @@
-"""A cap on request bodies, enforced while they stream in, before any parsing."""
+"""Caps on request bodies, enforced before any parsing: by Content-Length up front, and by counting
+the bytes of a body as it streams in (a chunked body has no Content-Length to refuse it by).
+
+A body is parsed whole on the event loop, and a large one (a payload of millions of keys) stalls
+every other request meanwhile, so the cap is the one of the route: a route taking one payload
+(or result, progress, error) accepts what that payload may be, written loosely, plus its envelope;
+only the batch routes accept up to `max_request_bytes`.
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope
@@ -8,6 +18,27 @@ from starlette.types import Message, Receive, Scope
 from jobbroker.api.problems import problem
 from jobbroker.api.responses import ProblemJSON
 from jobbroker.core.errors import PayloadTooLarge
+from jobbroker.settings import Settings
+
+# The routes whose body carries many payloads.
+BATCH_PATHS = re.compile(r"/v1/(?:queues/[^/]+/jobs:batch|acks|nacks)")
+# Room for a payload written with whitespace and escapes, and for the fields around it.
+LOOSENESS = 2
+ENVELOPE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    single: int
+    batch: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BodyLimits:
+        single = LOOSENESS * settings.jobs.max_payload_bytes + ENVELOPE_BYTES
+        return cls(single=min(single, settings.max_request_bytes), batch=settings.max_request_bytes)
+
+    def of(self, scope: Scope) -> int:
+        return self.batch if BATCH_PATHS.fullmatch(scope["path"]) else self.single
 
 
 def declared_too_large(scope: Scope, max_bytes: int) -> ProblemJSON | None:
@@ -19,8 +50,7 @@ def declared_too_large(scope: Scope, max_bytes: int) -> ProblemJSON | None:
 
 
 def capped(receive: Receive, max_bytes: int) -> Receive:
-    """`receive`, failing with PayloadTooLarge once the body grows past the cap (a chunked body has
-    no Content-Length to refuse it by)."""
+    """`receive`, failing with PayloadTooLarge once the body grows past the cap."""
     seen = 0
 
     async def counting_receive() -> Message:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobbroker.api.schemas import MAX_VISIBILITY_S, QUEUE_PATTERN, JobType, Strict
+from jobbroker.core.errors import InvalidInput
 from jobbroker.core.schedule import next_fire, zone
 
 CRON = Field(min_length=1, max_length=200, description="Five-field cron expression, e.g. `*/5 * * * *`.")
@@ -15,12 +16,18 @@ TIMEZONE = Field(max_length=64, description="IANA time zone the expression is re
 
 
 def _valid_cron(value: str) -> str:
-    next_fire(value, "UTC", datetime.now().astimezone())
+    try:
+        next_fire(value, "UTC", datetime.now().astimezone())
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None  # a validation error naming the field
     return value
 
 
 def _valid_zone(value: str) -> str:
-    zone(value)
+    try:
+        zone(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
     return value
 
 
@@ -58,7 +65,10 @@ class ScheduleCreate(ScheduleFields):
     timezone: str = Field("UTC", max_length=64, description="IANA time zone the expression is read in.")
     queue: str = Field(pattern=QUEUE_PATTERN)
     type: JobType
-    payload: Any = Field(default_factory=dict)
+    payload: Any = Field(
+        default_factory=dict,
+        description="The JSON value each fire enqueues as the job's payload (`null` is a value); absent: `{}`.",
+    )
     priority: int = Field(0, ge=-32_768, le=32_767)
     max_attempts: int | None = Field(None, ge=1, le=1000)
     timeout_seconds: int | None = Field(None, ge=1, le=MAX_VISIBILITY_S)

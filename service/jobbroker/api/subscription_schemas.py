@@ -20,6 +20,12 @@ def _valid_secret(value: str) -> str:
     return value
 
 
+def _lower_scheme(value: str) -> str:
+    """`HTTP://host/` is `http://host/` (schemes are case-insensitive); the rest stays as given."""
+    scheme, sep, rest = value.partition("://")
+    return scheme.lower() + sep + rest if sep and scheme.isascii() and scheme.isalpha() else value
+
+
 Url = Annotated[
     str,
     Field(
@@ -28,6 +34,7 @@ Url = Annotated[
         description="http(s) URL the jobs are POSTed to. It must resolve to an allowed address (see docs/push.md).",
         examples=["https://hooks.example.com/jobbroker"],
     ),
+    AfterValidator(_lower_scheme),
 ]
 Secret = Annotated[
     str,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from jobbroker.core.errors import DatabaseUnavailable
+from jobbroker.core.errors import BrokerError, DatabaseUnavailable
 from jobbroker.store.job import JobStore
 
 if TYPE_CHECKING:
@@ -81,12 +81,30 @@ def redriver(broker: Broker) -> Callable[[], Awaitable[int]]:
 
 def cron_ticker(broker: Broker, batch: int = 100) -> Callable[[], Awaitable[int]]:
     """Fire the schedules that came due. Every replica runs this; the job's idempotency key and the
-    schedule's compare-and-set make each fire time enqueue one job."""
+    schedule's compare-and-set make each fire time enqueue one job.
+
+    Each fire is on its own: one that fails (a payload over the limit or a time zone that is no
+    longer valid, stored before they were checked) is logged and its schedule moved to its next
+    fire time, and the other schedules fire. Only an unreachable database stops the tick (to retry)."""
 
     async def step() -> int:
         due = await broker.schedules.due(batch)
         for schedule in due:
-            await broker.fire_schedule(schedule)
+            try:
+                await broker.fire_schedule(schedule)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                detail = exc.detail if isinstance(exc, BrokerError) else f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "schedule %s: the fire at %s enqueued nothing: %s",
+                    schedule["name"],
+                    schedule["next_run_at"].isoformat(),
+                    detail,
+                    extra={"schedule": schedule["name"]},
+                    exc_info=not isinstance(exc, BrokerError),
+                )
+                await broker.postpone_schedule(schedule)
         return len(due) if len(due) == batch else 0
 
     return step

@@ -24,7 +24,17 @@ from jobbroker.settings import PushSettings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 forms that carry an IPv4 address, each judged by the address it carries as well as by itself.
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (:: and ::1 aside)
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT, RFC 6145: ::ffff:0:a.b.c.d
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
+# RFC 8215: NAT64 for local use, so never public; the IPv4 address may sit at any of RFC 6052's offsets.
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+# Where RFC 6052 puts the 4 IPv4 bytes for each prefix length (byte 8, the "u" octet, is skipped).
+RFC6052_BYTES = {32: (4, 5, 6, 7), 40: (5, 6, 7, 9), 48: (6, 7, 9, 10), 56: (7, 9, 10, 11), 64: (9, 10, 11, 12)}
+RFC6052_BYTES[96] = (12, 13, 14, 15)
+# Python counts these as global; they are not the public internet.
+NOT_PUBLIC = (LOCAL_NAT64,)
 RESOLVE_TIMEOUT_S = 5.0
 
 
@@ -58,12 +68,15 @@ class NetworkPolicy:
         except ValueError as exc:
             raise UrlNotAllowed(f"the URL is malformed: {exc}") from None
         schemes = ("https",) if self.require_https else ("http", "https")
+        # urlsplit lowers the scheme: HTTP:// is http.
         if parts.scheme not in schemes:
             raise UrlNotAllowed(f"the URL scheme must be {' or '.join(schemes)}")
         if not parts.hostname:
             raise UrlNotAllowed("the URL has no host")
         if parts.username is not None or parts.password is not None:
             raise UrlNotAllowed("credentials in the URL are not accepted: receivers verify the signature instead")
+        if port == 0:
+            raise UrlNotAllowed("the URL port must be between 1 and 65535")
         host = parts.hostname.lower()
         if self.allowed_hosts and not any(_host_matches(host, p) for p in self.allowed_hosts):
             raise UrlNotAllowed(f"host {host!r} is not in the allowed hosts (JOBBROKER_PUSH__ALLOWED_HOSTS)")
@@ -76,7 +89,9 @@ class NetworkPolicy:
     def _one_allowed(self, address: Address) -> bool:
         if any(address in network for network in self.allowed_networks):
             return True
-        return self.allow_public and address.is_global and not address.is_multicast
+        if not self.allow_public or not address.is_global or address.is_multicast:
+            return False
+        return not (isinstance(address, ipaddress.IPv6Address) and any(address in n for n in NOT_PUBLIC))
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """The host's addresses, all of them allowed, or UrlNotAllowed; OSError when DNS fails."""
@@ -108,16 +123,28 @@ def _host_matches(host: str, pattern: str) -> bool:
 
 
 def _forms(address: Address) -> Iterable[Address]:
-    """An IPv4-mapped address is its IPv4 address; other IPv6 ones also carry one (6to4, NAT64)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The address and every IPv4 address it carries: an IPv4-mapped address is its IPv4 address;
+    IPv4-compatible, SIIT, NAT64, 6to4, Teredo and ISATAP addresses each embed one."""
+    if isinstance(address, ipaddress.IPv4Address):
+        yield address
+        return
+    if address.ipv4_mapped is not None:
         yield address.ipv4_mapped
         return
     yield address
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.sixtofour is not None:
-            yield address.sixtofour
-        if address in NAT64:
-            yield ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if (address in IPV4_COMPATIBLE and int(address) > 1) or address in IPV4_TRANSLATED or address in NAT64:
+        yield low
+    if address in LOCAL_NAT64:
+        packed = address.packed
+        for offsets in RFC6052_BYTES.values():
+            yield ipaddress.IPv4Address(bytes(packed[i] for i in offsets))
+    if address.sixtofour is not None:
+        yield address.sixtofour
+    if address.teredo is not None:
+        yield from address.teredo
+    if (int(address) >> 32) & 0xFDFFFFFF == 0x00005EFE:  # ISATAP interface id: [02]00:5efe:a.b.c.d
+        yield low
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -169,6 +196,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, policy: NetworkPolicy, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
+        self.policy = policy
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
@@ -176,6 +204,15 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(policy),
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Every delivery's URL is checked again under the policy as it is now (a subscription saved
+        under a looser one, or by an older version, is refused); its addresses are checked on connecting."""
+        try:
+            self.policy.check_url(str(request.url))
+        except UrlNotAllowed as exc:
+            raise httpx.ConnectError(exc.detail, request=request) from AddressRefused(exc.detail)
+        return await super().handle_async_request(request)
 
 
 def guarded_client(policy: NetworkPolicy, max_keepalive: int) -> httpx.AsyncClient:

@@ -1,4 +1,4 @@
-"""One LISTEN connection per process, fanning "queue has ready jobs" out to waiting leases."""
+"""One LISTEN connection per process, handing "queue has ready jobs" out to waiting leases."""
 
 from __future__ import annotations
 
@@ -15,13 +15,47 @@ CHANNEL = "jobbroker_ready"
 log = logging.getLogger("jobbroker.notify")
 
 
+class Waiter:
+    """A long poll waiting for its queue: woken by at most one notification's wake-up at a time."""
+
+    __slots__ = ("event", "queue", "relay", "woken")
+
+    def __init__(self, queue: str) -> None:
+        self.event = asyncio.Event()
+        self.queue = queue
+        # Holds a wake-up handed out by a notification and not yet used for a look.
+        self.woken = False
+        # The wake-up (held, or used by the last look) came from a notification without a count.
+        self.relay = False
+
+
+def parse(payload: str) -> tuple[str, int | None]:
+    """A notification's queue and how many of its jobs became ready (None: not said, at least one).
+    The insert trigger's is "<queue> <count> <time>": the time keeps NOTIFY from folding two equal
+    counts of one transaction into one."""
+    queue, _, rest = payload.partition(" ")
+    count = rest.split(" ", 1)[0]
+    return queue, int(count) if count.isdigit() else None
+
+
 class ReadyHub:
-    """Waiters register per queue; a notification for that queue sets every waiter's event."""
+    """Fans "queue has ready jobs" out to this process.
+
+    Listeners (push runners, the subscription supervisor) are woken by every notification of their
+    channel. Long polls wait in line per queue instead: a notification that `n` jobs became ready
+    wakes the `n` longest-waiting ones, so an enqueue of one job wakes one of 3,000 waiting long
+    polls instead of all of them. A notification that gives no count (an update trigger's: a
+    retry, a release, a replay) wakes one, as a relay: if it takes a full batch it passes a
+    wake-up on (see Broker._wait_for_jobs). A long poll that leaves without using its wake-up
+    passes it on too, so no ready job is left to the fallback poll while a long poll waits.
+    """
 
     def __init__(self, url: str, schema: str) -> None:
         self._url = url
         self._schema = schema
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        # Per queue, the long polls not holding a wake-up, longest-waiting first (dicts keep order).
+        self._line: defaultdict[str, dict[Waiter, None]] = defaultdict(dict)
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
@@ -38,28 +72,73 @@ class ReadyHub:
         await self._close()
 
     def register(self, queue: str) -> asyncio.Event:
+        """An event set by every notification for `queue`."""
         event = asyncio.Event()
-        self._waiters[queue].add(event)
+        self._listeners[queue].add(event)
         return event
 
     def unregister(self, queue: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(queue)
-        if waiters is not None:
-            waiters.discard(event)
-            if not waiters:
-                del self._waiters[queue]
+        listeners = self._listeners.get(queue)
+        if listeners is not None:
+            listeners.discard(event)
+            if not listeners:
+                del self._listeners[queue]
 
-    def _wake(self, queue: str) -> None:
-        for event in self._waiters.get(queue, ()):
+    def join(self, queue: str) -> Waiter:
+        """Wait in `queue`'s line. Join before the first look: a notification meanwhile is not lost."""
+        waiter = Waiter(queue)
+        self._line[queue][waiter] = None
+        return waiter
+
+    def take(self, waiter: Waiter) -> bool:
+        """Before a look: use the waiter's wake-up (whether it had one) and line up again for the next.
+        After it, `waiter.relay` says whether the wake-up asks a full batch to pass one on."""
+        waiter.event.clear()
+        had = waiter.woken
+        if had:
+            waiter.woken = False
+            self._line[waiter.queue][waiter] = None
+        else:
+            waiter.relay = False
+        return had
+
+    def leave(self, waiter: Waiter) -> None:
+        """Leave the line; a wake-up not used for a look goes to the next in line."""
+        line = self._line.get(waiter.queue)
+        if line is not None:
+            line.pop(waiter, None)
+            if not line:
+                del self._line[waiter.queue]
+        if waiter.woken:
+            waiter.woken = False
+            self.pass_on(waiter.queue, relay=waiter.relay)
+
+    def pass_on(self, queue: str, count: int = 1, relay: bool = True) -> None:
+        """Wake the `count` longest-waiting long polls of `queue`."""
+        line = self._line.get(queue)
+        while line and count > 0:
+            waiter = next(iter(line))
+            del line[waiter]
+            waiter.woken, waiter.relay = True, relay
+            waiter.event.set()
+            count -= 1
+        if line is not None and not line:
+            del self._line[queue]
+
+    def _wake(self, queue: str, count: int | None) -> None:
+        for event in self._listeners.get(queue, ()):
             event.set()
+        self.pass_on(queue, 1 if count is None else count, relay=count is None)
 
     def _wake_all(self) -> None:
-        for waiters in self._waiters.values():
-            for event in waiters:
+        for listeners in self._listeners.values():
+            for event in listeners:
                 event.set()
+        for queue in list(self._line):
+            self.pass_on(queue, len(self._line[queue]))
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, queue: str) -> None:
-        self._wake(queue)
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._wake(*parse(payload))
 
     def _on_terminate(self, _conn: object) -> None:
         self._lost.set()

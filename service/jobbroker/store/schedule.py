@@ -89,3 +89,10 @@ class ScheduleStore:
         args = {"name": name, "fired_at": fired_at, "next_run_at": next_run_at, "job_id": job_id}
         async with self.db.connection() as conn:
             return await conn.execute(q.sql, *q.args(args)) == "UPDATE 1"
+
+    async def postpone(self, name: str, fired_at: datetime, next_run_at: datetime) -> bool:
+        """Move a failed fire on without recording a run; false when another replica moved it first."""
+        q = Q["schedule_postpone"]
+        args = {"name": name, "fired_at": fired_at, "next_run_at": next_run_at}
+        async with self.db.connection() as conn:
+            return await conn.execute(q.sql, *q.args(args)) == "UPDATE 1"

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from jobbroker.core.errors import SubscriptionNotFound
+from jobbroker.core.errors import InvalidInput, SubscriptionNotFound
 from jobbroker.core.push import NewSubscription, PushTarget, push_worker_id
 from jobbroker.store.db import Database
 from jobbroker.store.queries import load
@@ -48,6 +48,17 @@ def _with_secret(row: asyncpg.Record) -> Subscription:
     return {**public_subscription(row), "secret": row["secret"]}
 
 
+@asynccontextmanager
+async def _refusals() -> AsyncIterator[None]:
+    """A row the table's constraints refuse is a validation error naming the constraint only: the
+    driver's message carries the whole row ("Failing row contains ..."), signing secrets included."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        constraint = exc.constraint_name or "a constraint"
+        raise InvalidInput(f"the subscription was refused by the database ({constraint})") from None
+
+
 class SubscriptionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -65,7 +76,7 @@ class SubscriptionStore:
             "paused": new.paused,
             "description": new.description,
         }
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, _refusals():
             return _with_secret(await conn.fetchrow(q.sql, *q.args(args)))
 
     async def get(self, subscription_id: int) -> Subscription:
@@ -88,7 +99,7 @@ class SubscriptionStore:
         if args["types"] is not None:
             args["types"] = list(args["types"])
         q = Q["subscription_update"]
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, _refusals():
             row = await conn.fetchrow(q.sql, *q.args(args))
         return public_subscription(_found(row, subscription_id))
 
@@ -98,7 +109,7 @@ class SubscriptionStore:
 
     async def rotate_secret(self, subscription_id: int, secret: str, overlap_s: int) -> Subscription:
         q = Q["subscription_rotate_secret"]
-        async with self.db.connection() as conn:
+        async with self.db.connection() as conn, _refusals():
             row = await conn.fetchrow(q.sql, *q.args({"id": subscription_id, "secret": secret, "overlap_s": overlap_s}))
         return _with_secret(_found(row, subscription_id))
 

@@ -24,7 +24,11 @@ ScheduleName = Annotated[
 
 
 @router.post(
-    "/v1/schedules", status_code=201, response_model=ScheduleOut, summary="Create a schedule", responses=responses(409)
+    "/v1/schedules",
+    status_code=201,
+    response_model=ScheduleOut,
+    summary="Create a schedule",
+    responses=responses(409, 413),
 )
 async def create_schedule(body: ScheduleCreate, broker: BrokerDep, audit: AuditDep) -> Response:
     """Enqueue a job of `type` with `payload` into `queue` each time the cron expression fires,
@@ -47,7 +51,9 @@ async def get_schedule(name: ScheduleName, broker: BrokerDep) -> Response:
     return ORJSON(await broker.schedules.get(name))
 
 
-@router.patch("/v1/schedules/{name}", response_model=ScheduleOut, summary="Change a schedule", responses=responses(404))
+@router.patch(
+    "/v1/schedules/{name}", response_model=ScheduleOut, summary="Change a schedule", responses=responses(404, 413)
+)
 async def update_schedule(name: ScheduleName, body: SchedulePatch, broker: BrokerDep, audit: AuditDep) -> Response:
     """Change any of the given fields. A new cron expression, time zone or pause state takes effect
     from now: fire times missed while paused are skipped, not caught up."""
