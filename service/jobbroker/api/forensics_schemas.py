@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobbroker.api.schemas import QUEUE_PATTERN, DeadSelectionRequest
+from jobbroker.api.schemas import QUEUE_PATTERN, DeadSelectionRequest, OptionalNumber
 
 Outcome = Literal["succeeded", "failed", "lease_expired", "released", "cancelled", "max_runtime_exceeded"]
 
@@ -63,7 +63,7 @@ class RedriveRequest(DeadSelectionRequest):
     limit: int = Field(100_000, ge=1, le=1_000_000)
     target_queue: str | None = Field(None, pattern=QUEUE_PATTERN, description="Replay into this queue instead.")
     payload_patch: Any = Field(None, description="An RFC 7396 JSON merge patch applied to each payload.")
-    rate_per_second: float | None = Field(None, gt=0, le=100_000, description="Replays per second at most.")
+    rate_per_second: OptionalNumber = Field(None, gt=0, le=100_000, description="Replays per second at most.")
 
 
 class RedriveOut(BaseModel):
