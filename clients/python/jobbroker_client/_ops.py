@@ -100,7 +100,7 @@ def _any(body: Any) -> Any:
 
 
 # Fields the broker takes as JSON integers only (it coerces nothing): a whole float goes as an int.
-WHOLE_SECONDS = ("timeout_seconds", "visibility_timeout_seconds")
+WHOLE_SECONDS = ("timeout_seconds", "visibility_timeout_seconds", "heartbeat_timeout_seconds", "max_runtime_seconds")
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:

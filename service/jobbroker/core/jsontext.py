@@ -44,7 +44,7 @@ def loads(data: bytes | str) -> Any:
             data.encode() if isinstance(data, str) else data,
             allow_inf_nan=False,
             float_mode="lossless-float",
-            cache_mode="keys",
+            cache_mode="all",
         )
     except ValueError:
         raise _why(data) from None
