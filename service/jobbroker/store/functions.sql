@@ -12,6 +12,12 @@
 -- function: drop the old one here first (grants then have to be given again, see `jobbroker grants`).
 -- job_defaults() (the broker's job settings as JSON) is written by the runner next to this file.
 
+-- Set-based copies of the store's statements that an earlier version of this script made.
+DROP FUNCTION IF EXISTS job_enqueue_many(text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS job_insert_many(text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS job_ack_many(bigint[], uuid[], jsonb[]);
+DROP FUNCTION IF EXISTS job_nack_many(bigint[], uuid[], jsonb[], boolean[], double precision[], integer);
+
 -- Raise an invalid argument of a function applications call: SQLSTATE 22023
 -- (invalid_parameter_value), the message naming the function and the argument.
 CREATE OR REPLACE FUNCTION job_invalid(fn text, argument text, message text)
