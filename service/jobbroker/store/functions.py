@@ -1,13 +1,16 @@
 """The broker's SQL functions (functions.sql), a repeatable migration: applied after the
-versioned ones whenever its text changes, its checksum kept in the schema's repeatable_migration.
+versioned ones whenever the script as written changes, its checksum kept in the schema's
+repeatable_migration.
 
-job_defaults() is applied the same way: the broker's job settings as JSON, for the functions that
-applications call (the store passes its own settings to the same functions).
+The script runs the store's own statements (sql/job.sql): `{{name}}` becomes the statement's text
+and `{{name.args}}` the values of its binds, named in BINDS as plpgsql expressions. job_defaults()
+is applied the same way: the broker's job settings as JSON, for the functions applications call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,95 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.util import await_only
 
 from jobbroker.settings import JobDefaults, Settings
+from jobbroker.store.queries import load
 
 FUNCTIONS = "functions.sql"
 DEFAULTS = "job_defaults"
-SCRIPT = (Path(__file__).parent / FUNCTIONS).read_text()
+TEMPLATE = (Path(__file__).parent / FUNCTIONS).read_text()
+_PLACEHOLDER = re.compile(r"\{\{(\w+)(\.args)?\}\}")
+_ENQUEUE_BINDS = {
+    "queue": "queue",
+    "types": "ARRAY[body ->> 'type']",
+    "payloads": "ARRAY[CAST(body -> 'payload' AS text)]",
+    "priorities": "ARRAY[CAST(body ->> 'priority' AS integer)]",
+    "run_ats": "ARRAY[CAST(body ->> 'run_at' AS timestamptz)]",
+    "delays_s": "ARRAY[CAST(body ->> 'delay_seconds' AS double precision)]",
+    "max_attempts": "ARRAY[CAST(body ->> 'max_attempts' AS integer)]",
+    "backoff_initial_s": "ARRAY[CAST(body #>> '{backoff,initial_seconds}' AS double precision)]",
+    "backoff_max_s": "ARRAY[CAST(body #>> '{backoff,max_seconds}' AS double precision)]",
+    "backoff_multiplier": "ARRAY[CAST(body #>> '{backoff,multiplier}' AS double precision)]",
+    "backoff_jitter": "ARRAY[CAST(body #>> '{backoff,jitter}' AS double precision)]",
+    "timeouts_s": "ARRAY[CAST(body ->> 'timeout_seconds' AS integer)]",
+    "idempotency_keys": "ARRAY[body ->> 'idempotency_key']",
+    "correlation_ids": "ARRAY[body ->> 'correlation_id']",
+    "tags": "ARRAY[CAST(body -> 'tags' AS text)]",
+    "flow_keys": "ARRAY[body ->> 'flow_key']",
+    "heartbeat_timeouts_s": "ARRAY[CAST(body ->> 'heartbeat_timeout_seconds' AS integer)]",
+    "max_runtimes_s": "ARRAY[CAST(body ->> 'max_runtime_seconds' AS integer)]",
+    "trace_contexts": "ARRAY[CAST(nullif(body -> 'trace_context', 'null') AS text)]",
+    "default_max_attempts": "CAST(defaults ->> 'max_attempts' AS integer)",
+    "default_backoff_initial_s": "CAST(defaults ->> 'backoff_initial_s' AS double precision)",
+    "default_backoff_max_s": "CAST(defaults ->> 'backoff_max_s' AS double precision)",
+    "default_backoff_multiplier": "CAST(defaults ->> 'backoff_multiplier' AS double precision)",
+    "default_backoff_jitter": "CAST(defaults ->> 'backoff_jitter' AS double precision)",
+    "default_timeout_s": "CAST(defaults ->> 'timeout_s' AS integer)",
+}
+# Each statement's binds as expressions of the function that runs it (functions.sql). A bind
+# missing here fails the migration, so a statement that grows one cannot be run without it.
+BINDS: dict[str, dict[str, str]] = {
+    "job_enqueue": _ENQUEUE_BINDS,
+    "job_get_by_idempotency_keys": {
+        "queue": "queue",
+        "keys": "ARRAY[body ->> 'idempotency_key']",
+        "types": "ARRAY[body ->> 'type']",
+        "payloads": "ARRAY[CAST(body -> 'payload' AS text)]",
+    },
+    "job_ack": {
+        "id": "id",
+        "lease_id": "lease_id",
+        "result": "result",
+        "http_status": "CAST(NULL AS integer)",
+        "ledger": "CAST(defaults ->> 'attempt_ledger' AS boolean)",
+    },
+    "job_nack": {
+        "id": "id",
+        "lease_id": "lease_id",
+        "error": "error",
+        "retryable": "retryable",
+        "retry_in_s": "retry_in_seconds",
+        "keep_errors": "CAST(defaults ->> 'error_history' AS integer)",
+        "http_status": "CAST(NULL AS integer)",
+        "ledger": "CAST(defaults ->> 'attempt_ledger' AS boolean)",
+    },
+}
+
+
+def render(template: str = TEMPLATE) -> str:
+    """The script with the store's statements and their binds written in."""
+    statements = load("job")
+
+    def expand(match: re.Match[str]) -> str:
+        name, args = match.group(1), match.group(2)
+        query = statements[name]
+        if args:
+            missing = [p for p in query.params if p not in BINDS[name]]
+            if missing:
+                raise ValueError(
+                    f"functions.sql: no value for the binds {missing} of {name} (store/functions.py BINDS)"
+                )
+            return ", ".join(BINDS[name][p] for p in query.params)
+        sql = query.sql.rstrip().rstrip(";")
+        assert "$stmt$" not in sql
+        return f"$stmt${sql}$stmt$"
+
+    return _PLACEHOLDER.sub(expand, template)
 
 
 def checksum(script: str) -> str:
     return hashlib.sha256(script.encode()).hexdigest()
 
 
+SCRIPT = render()
 FUNCTIONS_CHECKSUM = checksum(SCRIPT)
 
 
@@ -41,6 +123,7 @@ def job_defaults(jobs: JobDefaults, timeout_s: int) -> dict[str, Any]:
         "timeout_s": timeout_s,
         "error_history": jobs.error_history,
         "max_payload_bytes": jobs.max_payload_bytes,
+        "attempt_ledger": jobs.attempt_ledger,
     }
 
 

@@ -1,179 +1,22 @@
--- The broker's functions: each transition an application may run in its own transaction (enqueue,
--- ack, nack) is one set-based function here, which the store's statements (store/sql/job.sql) and
--- the single-job functions applications call (jobbroker.enqueue, jobbroker.ack, jobbroker.nack)
--- share: one implementation of each.
+-- The functions applications call in their own transactions: jobbroker.enqueue, jobbroker.ack and
+-- jobbroker.nack. Each runs the very statement the store runs for that transition over HTTP
+-- (store/sql/job.sql: job_enqueue, job_get_by_idempotency_keys, job_ack, job_nack), which the
+-- migration runner (store/functions.py) writes into this script where its name stands in double
+-- braces, and the values of its binds where its name and .args do: one implementation of each
+-- transition.
 --
--- Applied by the migration runner (store/functions.py) after the versioned migrations whenever
--- this file changes: CREATE OR REPLACE keeps each function's grants. It runs with search_path =
--- <schema>, pg_catalog, pg_temp, and every function keeps that path (SET search_path FROM
--- CURRENT), so none depends on its caller's. A changed signature is a new function: drop the old
--- one here first (grants then have to be given again, see `jobbroker grants`).
+-- Applied after the versioned migrations whenever the script as written changes (a statement
+-- edited in job.sql included): CREATE OR REPLACE keeps each function's grants. It runs with
+-- search_path = <schema>, pg_catalog, pg_temp, and every function keeps that path (SET
+-- search_path FROM CURRENT), so none depends on its caller's. A changed signature is a new
+-- function: drop the old one here first (grants then have to be given again, see `jobbroker grants`).
 -- job_defaults() (the broker's job settings as JSON) is written by the runner next to this file.
 
--- Insert jobs into a queue, in input order; answers each inserted one with its ordinal. `jobs` is
--- a JSON array of enqueue bodies with the HTTP API's field names (a field absent or null takes
--- the queue's default, then the broker's); `defaults` is job_defaults()'s shape. An idempotency key already present in the queue inserts nothing (job_enqueue_many
--- answers those inputs). Ids are drawn first so each row maps back to its input.
-CREATE OR REPLACE FUNCTION job_insert_many(queue text, jobs jsonb, defaults jsonb)
-RETURNS TABLE (ord bigint, job job)
-LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    WITH input AS (
-        -- Fields read one by one: jsonb_to_recordset would read a JSON null payload as SQL NULL.
-        SELECT nextval(pg_get_serial_sequence('job', 'id')) AS id, t.ord,
-               t.body ->> 'type' AS type, coalesce(t.body -> 'payload', '{}') AS payload,
-               CAST(t.body ->> 'priority' AS integer) AS priority,
-               CAST(t.body ->> 'run_at' AS timestamptz) AS run_at,
-               CAST(t.body ->> 'delay_seconds' AS double precision) AS delay_seconds,
-               CAST(t.body ->> 'max_attempts' AS integer) AS max_attempts,
-               t.body -> 'backoff' AS backoff,
-               CAST(t.body ->> 'timeout_seconds' AS integer) AS timeout_seconds,
-               t.body ->> 'idempotency_key' AS idempotency_key,
-               t.body ->> 'correlation_id' AS correlation_id,
-               CASE WHEN jsonb_typeof(t.body -> 'tags') = 'array'
-                    THEN ARRAY(SELECT jsonb_array_elements_text(t.body -> 'tags')) END AS tags,
-               t.body ->> 'flow_key' AS flow_key,
-               CAST(t.body ->> 'heartbeat_timeout_seconds' AS integer) AS heartbeat_timeout_seconds,
-               CAST(t.body ->> 'max_runtime_seconds' AS integer) AS max_runtime_seconds,
-               CASE WHEN jsonb_typeof(t.body -> 'trace_context') = 'object'
-                    THEN t.body -> 'trace_context' END AS trace_context
-        FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(body, ord)
-    ),
-    inserted AS (
-        INSERT INTO job AS j (id, queue, type, payload, priority, run_at, max_attempts, backoff_initial_s,
-                              backoff_max_s, backoff_multiplier, backoff_jitter, timeout_s, idempotency_key,
-                              correlation_id, tags, flow_key, heartbeat_timeout_s, max_runtime_s, trace_context)
-        SELECT i.id, job_insert_many.queue, i.type, i.payload, coalesce(i.priority, 0),
-               coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_seconds, 0))),
-               coalesce(i.max_attempts, q.default_max_attempts, CAST(defaults ->> 'max_attempts' AS integer)),
-               coalesce(CAST(i.backoff ->> 'initial_seconds' AS double precision),
-                        CAST(q.default_backoff ->> 'initial_seconds' AS double precision),
-                        CAST(defaults ->> 'backoff_initial_s' AS double precision)),
-               coalesce(CAST(i.backoff ->> 'max_seconds' AS double precision),
-                        CAST(q.default_backoff ->> 'max_seconds' AS double precision),
-                        CAST(defaults ->> 'backoff_max_s' AS double precision)),
-               coalesce(CAST(i.backoff ->> 'multiplier' AS double precision),
-                        CAST(q.default_backoff ->> 'multiplier' AS double precision),
-                        CAST(defaults ->> 'backoff_multiplier' AS double precision)),
-               coalesce(CAST(i.backoff ->> 'jitter' AS double precision),
-                        CAST(q.default_backoff ->> 'jitter' AS double precision),
-                        CAST(defaults ->> 'backoff_jitter' AS double precision)),
-               coalesce(i.timeout_seconds, q.default_visibility_timeout_s, CAST(defaults ->> 'timeout_s' AS integer)),
-               i.idempotency_key, i.correlation_id, coalesce(i.tags, '{}'),
-               i.flow_key, coalesce(i.heartbeat_timeout_seconds, q.default_heartbeat_timeout_s),
-               coalesce(i.max_runtime_seconds, q.default_max_runtime_s), i.trace_context
-        FROM input i LEFT JOIN queue q ON q.name = job_insert_many.queue
-        ORDER BY i.ord
-        ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING j.id, j
-    )
-    SELECT i.ord, inserted.j FROM input i JOIN inserted ON inserted.id = i.id;
-END
-$$;
-
--- Enqueue: answers every input, by its ordinal, with its new job, or (duplicate) with the job
--- already holding its idempotency key in the queue. The insert notifies waiting leases through the
--- job table's trigger, which Postgres delivers when the transaction commits.
-CREATE OR REPLACE FUNCTION job_enqueue_many(queue text, jobs jsonb, defaults jsonb)
-RETURNS TABLE (ord bigint, duplicate boolean, job job)
-LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
-#variable_conflict use_column
-DECLARE
-    new_ords bigint[];
-    new_jobs job[];
-BEGIN
-    IF NOT jobs @? '$[*].idempotency_key ? (@ != null)' THEN
-        -- No key, no conflict: the rows inserted are the whole answer.
-        RETURN QUERY SELECT i.ord, false, i.job FROM job_insert_many(queue, jobs, defaults) AS i;
-        RETURN;
-    END IF;
-    SELECT coalesce(array_agg(i.ord), '{}'), coalesce(array_agg(i.job), '{}') INTO new_ords, new_jobs
-    FROM job_insert_many(queue, jobs, defaults) AS i;
-    RETURN QUERY SELECT new_ords[k], false, new_jobs[k] FROM generate_subscripts(new_ords, 1) AS k;
-    IF cardinality(new_ords) = jsonb_array_length(jobs) THEN
-        RETURN;
-    END IF;
-    -- The job holding each key that was taken. A statement of its own: its snapshot also sees the
-    -- keys that a concurrent transaction committed while the insert waited on them, and the keys
-    -- that an earlier input of this call took.
-    RETURN QUERY
-    SELECT t.ord, true, j
-    FROM jsonb_array_elements(jobs) WITH ORDINALITY AS t(body, ord)
-    JOIN job j ON j.queue = job_enqueue_many.queue AND j.idempotency_key = t.body ->> 'idempotency_key'
-    WHERE t.ord <> ALL (new_ords);
-END
-$$;
-
--- Ack: finish leased jobs, each guarded by its lease (a stale or foreign lease is a no-op);
--- answers the jobs acked. Each ended attempt gets its ledger row (job_attempt) in the same statement.
-CREATE OR REPLACE FUNCTION job_ack_many(ids bigint[], lease_ids uuid[], results jsonb[])
-RETURNS SETOF job
-LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
-BEGIN
-    RETURN QUERY
-    WITH acked AS (
-        UPDATE job j
-        SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-        FROM unnest(ids, lease_ids, results) AS i(id, lease_id, result)
-        WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-        RETURNING j AS done
-    ),
-    ledger AS (
-        INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome)
-        SELECT (done).id, (done).attempts, (done).worker_id, (done).lease_id, (done).started_at, (done).finished_at,
-               (done).heartbeats, 'succeeded'
-        FROM acked
-    )
-    SELECT (done).* FROM acked;
-END
-$$;
-
--- Nack: fail one attempt of leased jobs, each guarded by its lease: retry after backoff (or its
--- retry_in_s), or dead-letter (job_failure_state decides); the error joins the job's bounded
--- history with its fingerprint (job_fingerprint), which also goes onto the job and, with the
--- attempt, into the ledger. Answers the jobs nacked, in their new state.
-CREATE OR REPLACE FUNCTION job_nack_many(ids bigint[], lease_ids uuid[], errors jsonb[], retryables boolean[],
-                                         retry_ins_s double precision[], keep_errors integer)
-RETURNS SETOF job
-LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
-BEGIN
-    RETURN QUERY
-    WITH nacked AS (
-        UPDATE job j
-        SET state = job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts),
-            run_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts)
-                               = 'retrying'
-                     THEN now() + make_interval(secs => coalesce(i.retry_in_s,
-                          job_backoff_s(j.attempts, j.backoff_initial_s, j.backoff_max_s, j.backoff_multiplier,
-                                        j.backoff_jitter)))
-                     ELSE j.run_at END,
-            finished_at = CASE WHEN job_failure_state(j.cancel_requested, i.retryable, j.attempts, j.max_attempts)
-                               = 'retrying' THEN NULL ELSE now() END,
-            lease_expires_at = NULL,
-            updated_at = now(),
-            last_fingerprint = i.fingerprint,
-            errors = job_append_error(j.errors, jsonb_build_object(
-                'attempt', j.attempts, 'at', now(), 'worker_id', j.worker_id, 'error', i.error,
-                'fingerprint', i.fingerprint), keep_errors)
-        FROM (SELECT u.*, job_fingerprint(u.error) AS fingerprint
-              FROM unnest(ids, lease_ids, job_nack_many.errors, retryables, retry_ins_s)
-                   AS u(id, lease_id, error, retryable, retry_in_s)) AS i
-        WHERE j.id = i.id AND j.state = 'active' AND j.lease_id = i.lease_id
-        RETURNING j AS done, i.error AS attempt_error
-    ),
-    ledger AS (
-        INSERT INTO job_attempt (job_id, attempt, worker_id, lease_id, leased_at, ended_at, heartbeats, outcome,
-                                 error, fingerprint)
-        SELECT (done).id, (done).attempts, (done).worker_id, (done).lease_id, (done).started_at, now(),
-               (done).heartbeats, job_attempt_outcome((done).state, attempt_error), attempt_error,
-               (done).last_fingerprint
-        FROM nacked
-    )
-    SELECT (done).* FROM nacked;
-END
-$$;
+-- Set-based copies of the store's statements that an earlier version of this script made.
+DROP FUNCTION IF EXISTS job_enqueue_many(text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS job_insert_many(text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS job_ack_many(bigint[], uuid[], jsonb[]);
+DROP FUNCTION IF EXISTS job_nack_many(bigint[], uuid[], jsonb[], boolean[], double precision[], integer);
 
 -- Raise an invalid argument of a function applications call: SQLSTATE 22023
 -- (invalid_parameter_value), the message naming the function and the argument.
@@ -217,9 +60,10 @@ BEGIN
     IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
         RETURN NULL;
     END IF;
-    IF jsonb_typeof(value) <> 'string' OR length(value ->> 0) NOT BETWEEN 1 AND max_length THEN
+    IF jsonb_typeof(value) <> 'string' OR length(value #>> '{}') NOT BETWEEN 1 AND max_length
+       OR value #>> '{}' ~ '[\x01-\x1f\x7f]' THEN
         PERFORM job_invalid('enqueue', format('option %s', name),
-                            format('must be a string of 1 to %s characters', max_length));
+                            format('must be a string of 1 to %s characters, none a control character', max_length));
     END IF;
     RETURN value #>> '{}';
 END
@@ -259,20 +103,19 @@ END
 $$;
 
 -- The options of jobbroker.enqueue checked against the HTTP API's rules (api/schemas.py), as an
--- enqueue body for job_enqueue_many.
+-- enqueue body (the HTTP field names, priority, payload and tags filled in).
 CREATE OR REPLACE FUNCTION job_enqueue_body(type text, payload jsonb, options jsonb, max_payload_bytes integer)
 RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path FROM CURRENT AS $$
 #variable_conflict use_variable
 DECLARE
     known CONSTANT text[] := ARRAY['priority', 'delay_seconds', 'run_at', 'max_attempts', 'backoff',
-                                   'timeout_seconds', 'idempotency_key', 'correlation_id', 'tags',
-                                   'flow_key', 'visibility_timeout_seconds', 'heartbeat_timeout_seconds',
+                                   'timeout_seconds', 'visibility_timeout_seconds', 'idempotency_key',
+                                   'correlation_id', 'tags', 'flow_key', 'heartbeat_timeout_seconds',
                                    'max_runtime_seconds', 'trace_context', 'traceparent', 'tracestate'];
     unknown text;
     backoff jsonb := '{}';
     run_at timestamptz;
     tags jsonb := coalesce(options -> 'tags', 'null');
-    trace jsonb;
 BEGIN
     IF type IS NULL OR type !~ '^\S{1,200}$' THEN
         PERFORM job_invalid('enqueue', 'type', 'must be 1 to 200 characters without spaces');
@@ -328,10 +171,6 @@ BEGIN
     ELSIF coalesce(jsonb_typeof(options -> 'backoff'), 'null') <> 'null' THEN
         PERFORM job_invalid('enqueue', 'option backoff', 'must be a JSON object');
     END IF;
-    IF coalesce(jsonb_typeof(options -> 'timeout_seconds'), 'null') <> 'null'
-       AND coalesce(jsonb_typeof(options -> 'visibility_timeout_seconds'), 'null') <> 'null' THEN
-        PERFORM job_invalid('enqueue', 'options', 'give timeout_seconds or visibility_timeout_seconds, not both');
-    END IF;
     IF jsonb_typeof(tags) = 'null' THEN
         tags := '[]';
     ELSIF jsonb_typeof(tags) <> 'array' OR jsonb_array_length(tags) > 32 OR EXISTS (
@@ -340,26 +179,25 @@ BEGIN
     ) THEN
         PERFORM job_invalid('enqueue', 'option tags', 'must be an array of at most 32 strings of 1 to 64 characters');
     END IF;
-    trace := job_trace_context(options);
     RETURN jsonb_build_object(
-        'trace_context', trace,
         'type', type,
         'payload', payload,
-        'priority', CAST(job_option_number(options, 'priority', -32768, 32767, true) AS integer),
+        'priority', coalesce(CAST(job_option_number(options, 'priority', -32768, 32767, true) AS integer), 0),
         'delay_seconds', job_option_number(options, 'delay_seconds', 0, 366 * 86400, false),
         'run_at', run_at,
         'max_attempts', CAST(job_option_number(options, 'max_attempts', 1, 1000, true) AS integer),
         'backoff', backoff,
-        'timeout_seconds', CAST(coalesce(job_option_number(options, 'timeout_seconds', 1, 43200, true),
-                                         job_option_number(options, 'visibility_timeout_seconds', 1, 43200, true))
-                                AS integer),
+        'timeout_seconds', coalesce(CAST(job_option_number(options, 'timeout_seconds', 1, 43200, true) AS integer),
+                                    CAST(job_option_number(options, 'visibility_timeout_seconds', 1, 43200, true)
+                                         AS integer)),
+        'heartbeat_timeout_seconds',
+            CAST(job_option_number(options, 'heartbeat_timeout_seconds', 1, 43200, true) AS integer),
+        'max_runtime_seconds', CAST(job_option_number(options, 'max_runtime_seconds', 1, 7 * 86400, true) AS integer),
+        'flow_key', job_option_text(options, 'flow_key', 200),
         'idempotency_key', job_option_text(options, 'idempotency_key', 255),
         'correlation_id', job_option_text(options, 'correlation_id', 255),
         'tags', tags,
-        'flow_key', job_option_text(options, 'flow_key', 200),
-        'heartbeat_timeout_seconds',
-            CAST(job_option_number(options, 'heartbeat_timeout_seconds', 1, 43200, true) AS integer),
-        'max_runtime_seconds', CAST(job_option_number(options, 'max_runtime_seconds', 1, 604800, true) AS integer));
+        'trace_context', job_trace_context(options));
 END
 $$;
 
@@ -373,21 +211,27 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_variable
 DECLARE
     defaults jsonb := job_defaults();
+    body jsonb;
     answer record;
+    found_rows integer;
 BEGIN
     IF queue IS NULL OR queue !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' THEN
         PERFORM job_invalid('enqueue', 'queue',
                             'must be 1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit');
     END IF;
-    SELECT e.duplicate, e.job INTO answer
-    FROM job_enqueue_many(queue, jsonb_build_array(
-        job_enqueue_body(type, payload, options, CAST(defaults ->> 'max_payload_bytes' AS integer))), defaults) AS e;
-    IF answer.duplicate AND ((answer.job).type <> type OR (answer.job).payload <> payload) THEN
-        RAISE EXCEPTION 'jobbroker.enqueue: idempotency key % is held by job % with another type or payload',
-            options ->> 'idempotency_key', (answer.job).id
-            USING ERRCODE = 'unique_violation', DETAIL = format('job %s', (answer.job).id);
+    body := job_enqueue_body(type, payload, options, CAST(defaults ->> 'max_payload_bytes' AS integer));
+    EXECUTE {{job_enqueue}} INTO answer USING {{job_enqueue.args}};
+    GET DIAGNOSTICS found_rows = ROW_COUNT;
+    IF found_rows = 0 THEN
+        -- The key was taken by a transaction that committed while this insert waited on it.
+        EXECUTE {{job_get_by_idempotency_keys}} INTO answer USING {{job_get_by_idempotency_keys.args}};
     END IF;
-    RETURN (answer.job).id;
+    IF answer.conflict THEN
+        RAISE EXCEPTION 'jobbroker.enqueue: idempotency key % is held by job % with another type or payload',
+            body ->> 'idempotency_key', answer.id
+            USING ERRCODE = 'unique_violation', DETAIL = format('job %s', answer.id);
+    END IF;
+    RETURN answer.id;
 END
 $$;
 
@@ -398,13 +242,16 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_variable
 DECLARE
-    max_bytes integer := CAST(job_defaults() ->> 'max_payload_bytes' AS integer);
+    defaults jsonb := job_defaults();
+    acked integer;
 BEGIN
-    IF octet_length(CAST(result AS text)) > max_bytes THEN
-        RAISE EXCEPTION 'jobbroker.ack: the result exceeds % bytes as JSON', max_bytes
+    IF octet_length(CAST(result AS text)) > CAST(defaults ->> 'max_payload_bytes' AS integer) THEN
+        RAISE EXCEPTION 'jobbroker.ack: the result exceeds % bytes as JSON', defaults ->> 'max_payload_bytes'
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
-    RETURN EXISTS (SELECT FROM job_ack_many(ARRAY[id], ARRAY[lease_id], ARRAY[result]));
+    EXECUTE {{job_ack}} USING {{job_ack.args}};
+    GET DIAGNOSTICS acked = ROW_COUNT;
+    RETURN acked > 0;
 END
 $$;
 
@@ -418,6 +265,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_variable
 DECLARE
     defaults jsonb := job_defaults();
+    nacked integer;
 BEGIN
     error := CASE jsonb_typeof(error) WHEN 'string' THEN jsonb_build_object('message', error)
                                       ELSE coalesce(error, '{}') END;
@@ -444,9 +292,9 @@ BEGIN
     IF retry_in_seconds < 0 OR retry_in_seconds > 366 * 86400 OR retry_in_seconds = 'NaN' THEN
         PERFORM job_invalid('nack', 'retry_in_seconds', format('must be between 0 and %s', 366 * 86400));
     END IF;
-    RETURN EXISTS (
-        SELECT FROM job_nack_many(ARRAY[id], ARRAY[lease_id], ARRAY[error], ARRAY[retryable],
-                                  ARRAY[retry_in_seconds], CAST(defaults ->> 'error_history' AS integer)));
+    EXECUTE {{job_nack}} USING {{job_nack.args}};
+    GET DIAGNOSTICS nacked = ROW_COUNT;
+    RETURN nacked > 0;
 END
 $$;
 
