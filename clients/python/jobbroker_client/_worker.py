@@ -35,6 +35,8 @@ H = TypeVar("H", bound=Handler)
 TRANSIENT = (TransportError, ServerError, Conflict)
 # Pause between empty leases when long-polling is off (wait_seconds=0), so as not to spin.
 IDLE_POLL_SECONDS = 0.5
+# How long a stopping worker waits for the answer of a lease already in flight (see _lease).
+LATE_LEASE_ANSWER_S = 0.5
 
 
 @dataclass
@@ -221,9 +223,9 @@ class Worker:
                 await self._sleep_unless_stopping(IDLE_POLL_SECONDS)
 
     async def _lease(self, max_jobs: int) -> list[LeasedJob]:
-        # A stop cancels a long-poll in flight, so the grace period starts at once instead of after
+        # A stop ends a long-poll in flight, so the grace period starts at once instead of after
         # up to wait_seconds. The broker leases nothing for a request whose client has gone; jobs
-        # it leased in the instant before would come back when their visibility timeout ends.
+        # it leased in the instant before the cancel come back when their visibility timeout ends.
         lease = asyncio.ensure_future(
             self._client.lease(
                 self.queue,
@@ -239,11 +241,17 @@ class Worker:
             await asyncio.wait({lease, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+        if lease.done():
+            return lease.result()
+        # An answer already on its way holds jobs the broker has leased to this worker: wait a
+        # moment for it and hand them back, rather than leave them until their visibility timeout.
+        await asyncio.wait({lease}, timeout=LATE_LEASE_ANSWER_S)
         if not lease.done():
             lease.cancel()
-            await asyncio.gather(lease, return_exceptions=True)
-            return []
-        return lease.result()
+        answered = await asyncio.gather(lease, return_exceptions=True)
+        if isinstance(answered[0], list):
+            await asyncio.gather(*(self._release(JobContext(job, self.worker_id)) for job in answered[0]))
+        return []
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
